@@ -1,0 +1,26 @@
+"""fastsockjs: a fast, complete SockJS server on asyncio, httptools and uvloop."""
+
+from fastsockjs.aio.listener import Listener
+from fastsockjs.connection import Connection
+from fastsockjs.frames import speedups_enabled
+from fastsockjs.options import Options, OptionsError
+from fastsockjs.protocol.http import Request
+from fastsockjs.protocol.session import ReadyState
+from fastsockjs.server import Server, new_event_loop, run, serve
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Connection",
+    "Listener",
+    "Options",
+    "OptionsError",
+    "ReadyState",
+    "Request",
+    "Server",
+    "new_event_loop",
+    "run",
+    "serve",
+    "speedups_enabled",
+    "__version__",
+]

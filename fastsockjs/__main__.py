@@ -1,0 +1,3 @@
+from fastsockjs.cli import main
+
+main()

@@ -1,0 +1,29 @@
+"""Type stubs for the Cython kernels (mirror of ``fastsockjs._frames_py``)."""
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+__all__ = [
+    "quote",
+    "encode_messages",
+    "close_frame",
+    "decode_ws_message",
+    "apply_mask",
+    "parse_frames",
+    "build_frame",
+    "IMPLEMENTATION",
+]
+
+IMPLEMENTATION: Final[str]
+
+def quote(s: str) -> str: ...
+def encode_messages(messages: Sequence[str]) -> str: ...
+def close_frame(code: int, reason: str) -> str: ...
+def decode_ws_message(text: str) -> list[Any]: ...
+def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes: ...
+def parse_frames(
+    buf: bytes | bytearray, pos: int, max_payload: int, require_mask: bool = True
+) -> tuple[list[tuple[bool, int, bytes]], int, tuple[int, str] | None]: ...
+def build_frame(
+    opcode: int, payload: bytes, fin: bool = True, mask: bytes | None = None
+) -> bytes: ...

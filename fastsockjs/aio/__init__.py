@@ -1,0 +1,1 @@
+"""The asyncio layer: the only package that touches sockets, loops and timers."""

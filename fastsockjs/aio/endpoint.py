@@ -1,0 +1,120 @@
+"""One Server mounted at one prefix: session registry, host services for the
+sans-I/O sessions (clock, timers, end-of-turn flush) and request dispatch."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from fastsockjs.options import Options
+from fastsockjs.protocol.http import Headers, Request, cors_headers, jsessionid_header, no_cache
+from fastsockjs.protocol.session import Session
+from fastsockjs.transports.info import iframe_page
+
+if TYPE_CHECKING:
+    from fastsockjs.aio.listener import Listener
+    from fastsockjs.connection import Connection
+    from fastsockjs.server import Server
+
+_log = logging.getLogger("fastsockjs.error")
+
+
+class Endpoint:
+    """Implements both the transports' Endpoint and the sessions' SessionHost."""
+
+    def __init__(self, server: Server, options: Options, listener: Listener) -> None:
+        self.server = server
+        self.options = options
+        self.prefix = options.prefix
+        self.listener = listener
+        self.heartbeat_delay = float(options.heartbeat_delay)
+        self.disconnect_delay = float(options.disconnect_delay)
+        self.sessions: dict[str, Session] = {}
+        self.ws_sessions = 0
+        self._dirty: list[Session] = []
+        self._iframe = iframe_page(options.sockjs_url)
+        self.log = options.logger or logging.getLogger("fastsockjs")
+
+    # -- SessionHost -------------------------------------------------------------
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self.listener.loop
+
+    def now(self) -> float:
+        return self.listener.loop.time()
+
+    def schedule(self, session: Any, at: float) -> None:
+        self.listener.scheduler.schedule(session, at)
+
+    def request_flush(self, session: Session) -> None:
+        dirty = self._dirty
+        dirty.append(session)
+        if len(dirty) == 1:
+            self.listener.loop.call_soon(self._flush_dirty)
+
+    def _flush_dirty(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for session in dirty:
+            try:
+                session.flush()
+            except Exception:
+                _log.exception("flushing %r failed", session)
+
+    def defer(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.listener.loop.call_soon(fn, *args)
+
+    def create_future(self) -> asyncio.Future[Any]:
+        return self.listener.loop.create_future()
+
+    def spawn(self, awaitable: Any) -> None:
+        self.listener.spawn(awaitable)
+
+    def forget(self, session: Session) -> None:
+        sid = session.session_id
+        if sid is not None:
+            if self.sessions.get(sid) is session:
+                del self.sessions[sid]
+        else:
+            self.ws_sessions -= 1
+
+    def opened(self, connection: Connection) -> None:
+        self.server.emit("connection", connection)
+
+    # -- Endpoint (for transports) -------------------------------------------------
+    def session(self, session_id: str) -> Session | None:
+        return self.sessions.get(session_id)
+
+    def open_session(self, session_id: str) -> Session:
+        session = self.sessions.get(session_id)
+        if session is None:
+            session = Session(session_id, self)
+            self.sessions[session_id] = session
+        return session
+
+    def new_ws_session(self) -> Session:
+        self.ws_sessions += 1
+        return Session(None, self)
+
+    def raw_host(self) -> Endpoint:
+        return self
+
+    def session_headers(self, request: Request, headers: Headers, cors: bool = True) -> None:
+        jsessionid_header(request, self.options.jsessionid, headers)
+        no_cache(headers)
+        if cors:
+            cors_headers(request, headers, self.options.disable_cors)
+
+    def iframe_page(self) -> tuple[bytes, str]:
+        return self._iframe
+
+    def emit_connection(self, connection: Any) -> None:
+        self.server.emit("connection", connection)
+
+    # -- lifecycle ---------------------------------------------------------------
+    def all_sessions(self) -> list[Session]:
+        return list(self.sessions.values())
+
+    def __repr__(self) -> str:
+        return f"<Endpoint {self.prefix!r} sessions={len(self.sessions)}>"

@@ -1,0 +1,360 @@
+"""The HTTP/1.x connection: httptools parsing, keep-alive and pipelining,
+chunked or close-delimited streaming, and the hand-off to WebSocket.
+
+Requests on one connection are answered strictly in order: a request parsed
+while another is still being answered waits in a short queue (reading pauses
+if it grows).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import httptools
+
+from fastsockjs.protocol import websocket as wsproto
+from fastsockjs.protocol.http import TEXT_PLAIN, Headers, HttpError, Request, head
+
+if TYPE_CHECKING:
+    from fastsockjs.aio.listener import Listener
+
+_log = logging.getLogger("fastsockjs.error")
+
+_MAX_QUEUED = 16
+
+
+class HttpProtocol(asyncio.Protocol):
+    __slots__ = (
+        "listener",
+        "loop",
+        "transport",
+        "parser",
+        "remote",
+        "ws",
+        "write_paused",
+        "closed",
+        "_url",
+        "_headers",
+        "_body",
+        "_body_size",
+        "_too_big",
+        "_queue",
+        "_active",
+        "_tail",
+        "_upgraded",
+        "_reading_paused",
+    )
+
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+        self.loop = listener.loop
+        self.transport: Any = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.remote: tuple[str | None, int | None] = (None, None)
+        self.ws: Any = None
+        self.write_paused = False
+        self.closed = False
+        self._url = b""
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._too_big = False
+        self._queue: deque[Request] = deque()
+        self._active: Exchange | None = None
+        self._tail = b""
+        self._upgraded = False
+        self._reading_paused = False
+
+    # -- asyncio.Protocol ----------------------------------------------------------
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.remote = (peer[0], peer[1])
+        self.listener.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.ws is not None:
+            self.ws.data_received(data)
+            return
+        if self._upgraded:
+            self._tail += data
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._upgraded = True
+            self._tail = data[exc.args[0] :]
+            self._next()
+        except httptools.HttpParserError:
+            self._fail(400, "Bad Request")
+
+    def eof_received(self) -> bool:
+        # A client that half-closes has gone away, as far as SockJS is concerned.
+        return False
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.closed = True
+        self.listener.connections.discard(self)
+        if self.ws is not None:
+            self.ws.connection_lost()
+        active = self._active
+        if active is not None:
+            active.lost()
+        self._queue.clear()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        active = self._active
+        if active is not None:
+            active.resumed()
+        ws = self.ws
+        if ws is not None and getattr(ws.app, "wake_drainers", None) is not None:
+            ws.app.wake_drainers()
+        elif ws is not None and ws.app.session is not None:
+            ws.app.session.wake_drainers()
+
+    # -- httptools callbacks -----------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = {}
+        self._body = []
+        self._body_size = 0
+        self._too_big = False
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self.listener.max_request_line:
+            raise HttpError(414, "URI Too Long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        headers = self._headers
+        if key in headers:
+            # Repeated headers fold into one, as RFC 9110 allows for lists.
+            headers[key] = headers[key] + ", " + text
+        else:
+            headers[key] = text
+        if len(headers) > 100:
+            raise HttpError(431, "Too many headers")
+
+    def on_headers_complete(self) -> None:
+        length = self._headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.listener.max_body:
+            self._too_big = True
+
+    def on_body(self, body: bytes) -> None:
+        if self._too_big:
+            return
+        self._body_size += len(body)
+        if self._body_size > self.listener.max_body:
+            self._too_big = True
+            self._body = []
+            return
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        parser = self.parser
+        request = Request(
+            parser.get_method().decode("ascii", "replace"),
+            self._url.decode("latin-1"),
+            self._headers,
+            parser.get_http_version(),
+            parser.should_keep_alive(),
+            b"".join(self._body),
+            self.remote,
+            parser.should_upgrade(),
+        )
+        if self._too_big:
+            request.body = b""
+            request.keep_alive = False
+            request.method = "!413"
+        self._queue.append(request)
+        if self._active is None:
+            self._next()
+        elif len(self._queue) > _MAX_QUEUED and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    # -- dispatch --------------------------------------------------------------------
+    def _next(self) -> None:
+        while self._active is None and self._queue and not self.closed:
+            request = self._queue.popleft()
+            exchange = Exchange(self, request)
+            self._active = exchange
+            if request.method == "!413":
+                exchange.error(HttpError(413, "Payload Too Large"))
+                continue
+            try:
+                self.listener.dispatch(request, exchange)
+            except HttpError as err:
+                exchange.error(err)
+            except Exception:
+                _log.exception("error answering %s %s", request.method, request.url)
+                exchange.error(HttpError(500, "500 - Internal Server Error"))
+        if self._reading_paused and len(self._queue) < _MAX_QUEUED // 2 and not self.closed:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
+    def _finished(self, exchange: Exchange, keep_alive: bool) -> None:
+        if self._active is not exchange:
+            return
+        self._active = None
+        if not keep_alive or self._upgraded:
+            self.transport.close()
+            self.closed = True
+            return
+        if self._queue:
+            self._next()
+
+    def _fail(self, status: int, message: str) -> None:
+        if self._active is None and not self.closed:
+            body = message.encode("utf-8")
+            self.transport.write(
+                head(status, [("Content-Type", TEXT_PLAIN)], content_length=len(body),
+                     keep_alive=False) + body
+            )
+        self.transport.close()
+        self.closed = True
+
+
+class Exchange:
+    """One request/response on an HttpProtocol; also the response Sink when streaming."""
+
+    __slots__ = ("proto", "request", "done", "chunked", "keep_alive", "_head", "_abort", "_streaming")
+
+    def __init__(self, proto: HttpProtocol, request: Request) -> None:
+        self.proto = proto
+        self.request = request
+        self.done = False
+        self.chunked = False
+        self.keep_alive = request.keep_alive and not request.upgrade
+        self._head = b""
+        self._abort: Any = None
+        self._streaming = False
+
+    # -- answering -------------------------------------------------------------------
+    def respond(self, status: int, headers: Headers, body: bytes = b"") -> None:
+        if self.done or self._streaming:
+            return
+        self.done = True
+        proto = self.proto
+        if proto.closed:
+            return
+        bodyless = status in (204, 304) or status < 200
+        data = head(
+            status,
+            headers,
+            version=self.request.version,
+            content_length=None if bodyless else len(body),
+            keep_alive=self.keep_alive,
+        )
+        proto.transport.write(data + body if body and not bodyless else data)
+        proto._finished(self, self.keep_alive)
+
+    def error(self, err: HttpError) -> None:
+        if err.status == 405:
+            # The protocol wants a bare 405: no body, no content type.
+            self.respond(405, err.headers)
+            return
+        body = err.message.encode("utf-8")
+        headers = [("Content-Type", TEXT_PLAIN), *err.headers]
+        if err.status >= 500 or err.status in (413, 414, 431):
+            self.keep_alive = self.keep_alive and err.status < 413
+        self.respond(err.status, headers, body)
+
+    def stream(self, status: int, headers: Headers) -> Exchange:
+        """Start a streamed response; returns the sink frames are written to."""
+        self._streaming = True
+        self.chunked = self.request.version == "1.1"
+        if not self.chunked:
+            self.keep_alive = False  # HTTP/1.0: the end of the body is the close
+        self._head = head(
+            status,
+            headers,
+            version=self.request.version,
+            chunked=self.chunked,
+            keep_alive=self.keep_alive,
+        )
+        return self
+
+    def upgrade(self, app: Any, max_size: int, hixie76: bool = False) -> Any:
+        from fastsockjs.aio.websocket import Hixie76Handshake, WebSocket
+
+        proto = self.proto
+        request = self.request
+        if not request.upgrade or proto.closed:
+            raise HttpError(400, 'Can "Upgrade" only to "WebSocket".')
+        self.done = True
+        self._streaming = True
+        proto._active = None
+        tail, proto._tail = proto._tail, b""
+        if hixie76:
+            proto.transport.write(wsproto.hixie76_response(request))
+            handshake = Hixie76Handshake(proto, request, app, max_size)
+            proto.ws = handshake
+            if tail:
+                handshake.data_received(tail)
+            return handshake
+        proto.transport.write(wsproto.handshake_response(request))
+        ws = WebSocket(proto, wsproto.Codec(max_size), app)
+        proto.ws = ws
+        ws.start(tail)
+        return ws
+
+    # -- Sink ----------------------------------------------------------------------
+    @property
+    def paused(self) -> bool:
+        return self.proto.write_paused
+
+    def on_abort(self, callback: Any) -> None:
+        self._abort = callback
+
+    def write(self, data: bytes) -> None:
+        if self.done or self.proto.closed:
+            return
+        if self.chunked:
+            data = b"%x\r\n%b\r\n" % (len(data), data)
+        if self._head:
+            data = self._head + data
+            self._head = b""
+        self.proto.transport.write(data)
+
+    def end(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        proto = self.proto
+        if proto.closed:
+            return
+        tail = b"0\r\n\r\n" if self.chunked else b""
+        if self._head:
+            tail = self._head + tail
+            self._head = b""
+        if tail:
+            proto.transport.write(tail)
+        proto._finished(self, self.keep_alive)
+
+    def lost(self) -> None:
+        """The connection dropped while this exchange was active."""
+        if self.done:
+            return
+        self.done = True
+        callback, self._abort = self._abort, None
+        if callback is not None:
+            callback()
+
+    def resumed(self) -> None:
+        callback = self._abort
+        if callback is not None:
+            session = getattr(callback, "__self__", None)
+            session = getattr(session, "session", None)
+            if session is not None:
+                session.wake_drainers()

@@ -1,0 +1,143 @@
+"""A WebSocket connection after the upgrade: feeds the codec, answers pings,
+runs the closing handshake, and calls its application
+(``on_open / on_text / on_binary / on_closed``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from fastsockjs.protocol import websocket as wsproto
+
+if TYPE_CHECKING:
+    from fastsockjs.aio.http import HttpProtocol
+
+_log = logging.getLogger("fastsockjs.error")
+
+#: How long we wait for the peer's close frame after sending ours.
+CLOSE_TIMEOUT = 5.0
+
+
+class WebSocket:
+    __slots__ = ("proto", "transport", "codec", "app", "close_sent", "closed", "_timer")
+
+    def __init__(self, proto: HttpProtocol, codec: Any, app: Any) -> None:
+        self.proto = proto
+        self.transport = proto.transport
+        self.codec = codec
+        self.app = app
+        self.close_sent = False
+        self.closed = False
+        self._timer: Any = None
+
+    @property
+    def paused(self) -> bool:
+        return self.proto.write_paused
+
+    def start(self, tail: bytes) -> None:
+        self.app.on_open(self)
+        if tail:
+            self.data_received(tail)
+
+    def data_received(self, data: bytes) -> None:
+        events = self.codec.receive_data(data)
+        app = self.app
+        for kind, payload in events:
+            if self.closed:
+                return
+            if kind == wsproto.TEXT:
+                if not self.close_sent:
+                    app.on_text(payload)
+            elif kind == wsproto.PING:
+                if not self.close_sent:
+                    self.transport.write(self.codec.pong(payload))
+            elif kind == wsproto.BINARY:
+                if not self.close_sent:
+                    app.on_binary(payload)
+            elif kind == wsproto.CLOSE:
+                code, _reason = payload
+                if not self.close_sent:
+                    # Echo the code (RFC 6455 5.5.1); 1005 means "none given".
+                    self.close_sent = True
+                    echo = None if code == wsproto.CLOSE_NO_STATUS else code
+                    self.transport.write(self.codec.close(echo, ""))
+                self._shutdown()
+                return
+            elif kind == wsproto.FAIL:
+                code, reason = payload
+                if not self.close_sent:
+                    self.close_sent = True
+                    self.transport.write(self.codec.close(code, reason))
+                self._shutdown()
+                return
+
+    def send_text(self, text: str) -> None:
+        if not self.close_sent:
+            self.transport.write(self.codec.text(text))
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake; the socket closes when the peer answers."""
+        if self.close_sent or self.closed:
+            return
+        self.close_sent = True
+        self.transport.write(self.codec.close(code, reason))
+        if isinstance(self.codec, wsproto.Hixie76Codec):
+            self._shutdown()
+            return
+        self._timer = self.proto.loop.call_later(CLOSE_TIMEOUT, self.abort)
+
+    def abort(self) -> None:
+        """Drop the connection now (after flushing what was written)."""
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self.closed:
+            self.transport.close()
+            self.connection_lost()
+
+    def connection_lost(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.close_sent = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        try:
+            self.app.on_closed()
+        except Exception:
+            _log.exception("WebSocket close handler failed")
+
+
+class Hixie76Handshake:
+    """Collects the 8-byte nonce that follows a draft-76 request, then answers."""
+
+    __slots__ = ("proto", "request", "app", "buf", "max_size")
+
+    def __init__(self, proto: HttpProtocol, request: Any, app: Any, max_size: int) -> None:
+        self.proto = proto
+        self.request = request
+        self.app = app
+        self.buf = b""
+        self.max_size = max_size
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if len(self.buf) < 8:
+            return
+        nonce, rest = self.buf[:8], self.buf[8:]
+        try:
+            answer = wsproto.hixie76_answer(self.request, nonce)
+        except ValueError:
+            self.proto.transport.close()
+            return
+        self.proto.transport.write(answer)
+        ws = WebSocket(self.proto, wsproto.Hixie76Codec(self.max_size), self.app)
+        self.proto.ws = ws
+        ws.start(rest)
+
+    def connection_lost(self) -> None:
+        pass

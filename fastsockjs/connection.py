@@ -1,0 +1,121 @@
+"""The application's object for one SockJS session (sockjs-node's SockJSConnection)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from fastsockjs.events import EventEmitter
+
+if TYPE_CHECKING:
+    from fastsockjs.protocol.session import ReadyState
+
+#: Request headers exposed to the application: sockjs-node's safe list (no cookies).
+EXPOSED_HEADERS = (
+    "referer",
+    "x-client-ip",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-cluster-client-ip",
+    "via",
+    "x-real-ip",
+    "x-forwarded-proto",
+    "x-ssl",
+    "dnt",
+    "host",
+    "user-agent",
+    "accept-language",
+)
+
+
+class Connection(EventEmitter):
+    """One client session, whatever the transport.
+
+    Events: ``'data'`` (alias ``'message'``) with each message received, and
+    ``'close'`` exactly once when the session has ended.
+    """
+
+    __slots__ = (
+        "_session",
+        "id",
+        "remote_address",
+        "remote_port",
+        "headers",
+        "url",
+        "pathname",
+        "prefix",
+        "protocol",
+        "__weakref__",
+    )
+
+    _aliases = {"message": "data", "open": "connection", "end": "close"}
+
+    def __init__(self, session: Any) -> None:
+        super().__init__()
+        self._session = session
+        self.id: str = str(uuid.uuid4())
+        self.remote_address: str | None = None
+        self.remote_port: int | None = None
+        self.headers: dict[str, str] = {}
+        self.url: str = ""
+        self.pathname: str = ""
+        self.prefix: str = ""
+        self.protocol: str = ""
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.id} {self.protocol} {self.ready_state.name}>"
+
+    @property
+    def ready_state(self) -> ReadyState:
+        """CONNECTING, OPEN, CLOSING or CLOSED (0..3, as in the browser API)."""
+        return self._session.state  # type: ignore[no-any-return]
+
+    @property
+    def readable(self) -> bool:
+        return self._session.state == 1
+
+    writable = readable
+
+    def write(self, message: Any) -> bool:
+        """Queue ``message``; True when queued, False once the session is not open.
+
+        Never raises, so a broadcast loop cannot race a close. A non-string is
+        sent as its JSON text.
+        """
+        if type(message) is not str:
+            message = _as_text(message)
+        return self._session.send(message)  # type: ignore[no-any-return]
+
+    send = write
+
+    def close(self, code: int = 1000, reason: str = "Normal closure") -> bool:
+        """Close the session with a SockJS close frame; False if it was not open."""
+        return self._session.close(code, reason)  # type: ignore[no-any-return]
+
+    def end(self, message: Any = None) -> None:
+        if message is not None:
+            self.write(message)
+        self.close()
+
+    async def drain(self) -> None:
+        """Wait until everything written so far has been handed to the network."""
+        await self._session.wait_drained()
+
+    def _fill(self, request: Any, protocol: str, prefix: str) -> None:
+        self.remote_address, self.remote_port = request.remote
+        self.url = request.url
+        self.pathname = request.path
+        self.prefix = prefix
+        self.protocol = protocol
+        hdrs = request.headers
+        self.headers = {k: hdrs[k] for k in EXPOSED_HEADERS if hdrs.get(k)}
+
+
+def _as_text(message: Any) -> str:
+    if isinstance(message, (bytes, bytearray)):
+        return bytes(message).decode("utf-8", "replace")
+    if isinstance(message, str):
+        return str(message)
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)

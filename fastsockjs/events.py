@@ -1,0 +1,90 @@
+"""A small EventEmitter (on / once / off / emit), modelled on Node's.
+
+Handlers may be plain callables or coroutine functions: a coroutine returned
+by a handler is handed to ``spawn`` (set by the asyncio layer) so that it runs
+as a task. An exception raised by a handler is logged and never propagates
+into the server.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+Handler = Callable[..., Any]
+
+_log = logging.getLogger("fastsockjs.error")
+
+
+class EventEmitter:
+    __slots__ = ("_handlers", "_spawn")
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[Handler]] = {}
+        self._spawn: Callable[[Any], None] | None = None
+
+    _aliases: dict[str, str] = {}
+
+    def _event(self, event: str) -> str:
+        return self._aliases.get(event, event)
+
+    def on(self, event: str, handler: Handler | None = None) -> Any:
+        """Register ``handler`` for ``event``; usable as a decorator without ``handler``."""
+        if handler is None:
+
+            def decorator(fn: Handler) -> Handler:
+                self.on(event, fn)
+                return fn
+
+            return decorator
+        self._handlers.setdefault(self._event(event), []).append(handler)
+        return self
+
+    add_listener = on
+
+    def once(self, event: str, handler: Handler) -> EventEmitter:
+        def wrapper(*args: Any) -> Any:
+            self.off(event, wrapper)
+            return handler(*args)
+
+        return self.on(event, wrapper)  # type: ignore[no-any-return]
+
+    def off(self, event: str, handler: Handler | None = None) -> EventEmitter:
+        """Remove ``handler`` (or every handler of ``event`` when omitted)."""
+        name = self._event(event)
+        if handler is None:
+            self._handlers.pop(name, None)
+            return self
+        handlers = self._handlers.get(name)
+        if handlers and handler in handlers:
+            handlers.remove(handler)
+        return self
+
+    remove_listener = off
+
+    def remove_all_listeners(self) -> None:
+        self._handlers.clear()
+
+    def listeners(self, event: str) -> list[Handler]:
+        return list(self._handlers.get(self._event(event), ()))
+
+    def emit(self, event: str, *args: Any) -> bool:
+        """Call every handler of ``event``; returns whether there was one."""
+        handlers = self._handlers.get(event)
+        if not handlers:
+            return False
+        for handler in handlers[:] if len(handlers) > 1 else handlers:
+            try:
+                result = handler(*args)
+            except Exception:
+                _log.exception("error in %r handler %r", event, handler)
+                continue
+            if result is not None and inspect.isawaitable(result):
+                if self._spawn is None:
+                    _log.error("coroutine handler %r needs a running server", handler)
+                    result.close()  # type: ignore[attr-defined]
+                else:
+                    self._spawn(result)
+        return True

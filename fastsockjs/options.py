@@ -1,0 +1,126 @@
+"""Server options: one frozen dataclass, validated at construction.
+
+Names follow sockjs-node 0.3.24 where they exist; durations are seconds as
+floats (sockjs-node uses milliseconds), so values above an hour are refused
+as a probable unit mistake.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+#: sockjs-client version whose iframe page we serve; the iframe refuses another version.
+SOCKJS_CLIENT_VERSION = "1.6.1"
+DEFAULT_SOCKJS_URL = (
+    f"https://cdn.jsdelivr.net/npm/sockjs-client@{SOCKJS_CLIENT_VERSION}/dist/sockjs.min.js"
+)
+
+#: Transport names as sockjs-node and sockjs-client spell them.
+TRANSPORTS = (
+    "websocket",
+    "websocket-raw",
+    "xhr-streaming",
+    "xhr-polling",
+    "eventsource",
+    "htmlfile",
+    "jsonp-polling",
+)
+
+_MAX_DELAY = 3600.0
+_PREFIX_RE = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*")
+
+#: ``jsessionid`` as a callable: gets the request's cookies, returns the
+#: Set-Cookie value to send (or None for none).
+JSessionIdHook = Callable[[Mapping[str, str]], "str | None"]
+
+
+class OptionsError(ValueError):
+    """An option has an invalid value."""
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    prefix: str = ""
+    sockjs_url: str = DEFAULT_SOCKJS_URL
+    response_limit: int = 128 * 1024
+    websocket: bool = True
+    disabled_transports: frozenset[str] = field(default_factory=frozenset)
+    jsessionid: bool | JSessionIdHook = False
+    heartbeat_delay: float = 25.0
+    disconnect_delay: float = 5.0
+    disable_cors: bool = False
+    max_message_size: int = 1024 * 1024
+    logger: logging.Logger | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prefix, str) or (
+            self.prefix and (not _PREFIX_RE.fullmatch(self.prefix) or self.prefix.endswith("/"))
+        ):
+            raise OptionsError(
+                f"prefix must be '' or like '/echo' (no trailing slash), not {self.prefix!r}"
+            )
+        if not isinstance(self.sockjs_url, str) or not self.sockjs_url:
+            raise OptionsError("sockjs_url must be a non-empty URL string")
+        if any(c in self.sockjs_url for c in '"<>\r\n'):
+            raise OptionsError("sockjs_url must not contain quotes, angle brackets or newlines")
+        for name in ("heartbeat_delay", "disconnect_delay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise OptionsError(f"{name} must be a positive number of seconds, not {value!r}")
+            if value > _MAX_DELAY:
+                raise OptionsError(
+                    f"{name}={value!r} is over an hour: fastsockjs takes seconds, "
+                    "not sockjs-node's milliseconds"
+                )
+        for name in ("response_limit", "max_message_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise OptionsError(f"{name} must be a positive integer (bytes), not {value!r}")
+        unknown = set(self.disabled_transports) - set(TRANSPORTS)
+        if unknown:
+            raise OptionsError(
+                f"unknown transports {sorted(unknown)}; known: {', '.join(TRANSPORTS)}"
+            )
+        if not (isinstance(self.jsessionid, bool) or callable(self.jsessionid)):
+            raise OptionsError("jsessionid must be True, False or a callable")
+
+    def enabled(self, transport: str) -> bool:
+        if transport in self.disabled_transports:
+            return False
+        if transport in ("websocket", "websocket-raw"):
+            return self.websocket
+        return True
+
+    @property
+    def websocket_enabled(self) -> bool:
+        """What /info reports: the SockJS-framed websocket transport is on."""
+        return self.enabled("websocket")
+
+
+_NAMES = frozenset(f.name for f in fields(Options))
+_ALIASES = {"log": "logger", "disabled": "disabled_transports"}
+
+
+def make_options(base: Options | None = None, **kwargs: Any) -> Options:
+    """Options from keyword arguments (sockjs-node spellings accepted)."""
+    clean: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        key = _ALIASES.get(key.replace("-", "_"), key.replace("-", "_"))
+        if key not in _NAMES:
+            raise OptionsError(f"unknown option {key!r}; known: {', '.join(sorted(_NAMES))}")
+        if key == "disabled_transports":
+            if isinstance(value, str):
+                value = [value]
+            value = frozenset(_as_iter(value))
+        clean[key] = value
+    return replace(base, **clean) if base is not None else Options(**clean)
+
+
+def _as_iter(value: Any) -> Iterable[str]:
+    if not isinstance(value, Iterable):
+        raise OptionsError("disabled_transports must be a list of transport names")
+    return value

@@ -1,0 +1,104 @@
+"""Paths under a prefix -> what answers them, or 404 / 405 (sans-I/O).
+
+The table mirrors the protocol definition: the greeting, ``/info``,
+``/iframe*.html``, raw ``/websocket``, and session URLs
+``/<server_id>/<session_id>/<transport>`` where neither id is empty or has a
+dot. A trailing slash is tolerated everywhere, as sockjs-node does.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from fastsockjs.options import Options
+
+__all__ = ["Route", "NotFound", "MethodNotAllowed", "route", "owns"]
+
+# Which SockJS transports use each session endpoint (an endpoint is enabled
+# while any of its transports is).
+ENDPOINT_TRANSPORTS: dict[str, tuple[str, ...]] = {
+    "xhr": ("xhr-polling",),
+    "xhr_send": ("xhr-polling", "xhr-streaming", "eventsource", "htmlfile"),
+    "xhr_streaming": ("xhr-streaming",),
+    "eventsource": ("eventsource",),
+    "htmlfile": ("htmlfile",),
+    "jsonp": ("jsonp-polling",),
+    "jsonp_send": ("jsonp-polling",),
+    "websocket": ("websocket",),
+}
+
+_SESSION_METHODS: dict[str, tuple[str, ...]] = {
+    "xhr": ("POST", "OPTIONS"),
+    "xhr_send": ("POST", "OPTIONS"),
+    "xhr_streaming": ("POST", "OPTIONS"),
+    "eventsource": ("GET",),
+    "htmlfile": ("GET",),
+    "jsonp": ("GET",),
+    "jsonp_send": ("POST",),
+    "websocket": ("GET",),
+}
+
+_SESSION_RE = re.compile(r"/([^/.]+)/([^/.]+)/([a-z_]+)/?")
+_IFRAME_RE = re.compile(r"/iframe[0-9a-z._-]*\.html/?")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    #: greeting, iframe, info, info_options, raw_websocket, options, or a
+    #: session endpoint name (xhr, xhr_send, ..., websocket).
+    kind: str
+    server_id: str | None = None
+    session_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotFound:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class MethodNotAllowed:
+    allowed: tuple[str, ...]
+
+
+NOT_FOUND = NotFound()
+
+
+def owns(prefix: str, path: str) -> bool:
+    """Whether ``path`` is under ``prefix`` (``prefix``, ``prefix/``, ``prefix/...``)."""
+    if not path.startswith(prefix):
+        return False
+    return len(path) == len(prefix) or path[len(prefix)] == "/"
+
+
+def route(options: Options, method: str, rest: str) -> Route | NotFound | MethodNotAllowed:
+    """Route ``rest``, the path after the prefix ('' or starting with '/')."""
+    if rest in ("", "/"):
+        return _only(method, ("GET",), Route("greeting"))
+    m = _SESSION_RE.fullmatch(rest)
+    if m is not None:
+        endpoint = m.group(3)
+        methods = _SESSION_METHODS.get(endpoint)
+        if methods is None or not any(options.enabled(t) for t in ENDPOINT_TRANSPORTS[endpoint]):
+            return NOT_FOUND
+        if method == "OPTIONS" and "OPTIONS" in methods:
+            return Route("options", m.group(1), m.group(2))
+        return _only(method, methods, Route(endpoint, m.group(1), m.group(2)))
+    if rest in ("/info", "/info/"):
+        if method == "OPTIONS":
+            return Route("info_options")
+        return _only(method, ("GET", "OPTIONS"), Route("info"))
+    if rest in ("/websocket", "/websocket/"):
+        if not options.enabled("websocket-raw"):
+            return NOT_FOUND
+        return _only(method, ("GET",), Route("raw_websocket"))
+    if _IFRAME_RE.fullmatch(rest):
+        return _only(method, ("GET",), Route("iframe"))
+    return NOT_FOUND
+
+
+def _only(method: str, methods: tuple[str, ...], ok: Route) -> Route | MethodNotAllowed:
+    if method in methods:
+        return ok
+    return MethodNotAllowed(methods)

@@ -1,0 +1,302 @@
+"""The SockJS session state machine (sans-I/O).
+
+Theory of operation
+-------------------
+A session outlives the HTTP requests that carry it. At most one *receiver*
+(a held polling request, a streaming response, a WebSocket) is attached at a
+time; messages the application writes meanwhile wait in the outbox.
+
+    CONNECTING --first receiver: send "o"--> OPEN --close()--> CLOSING
+        \\                                     |                 |
+         `------------- timeout / abort ------+-----------------+--> CLOSED
+
+* Every message written in one event-loop turn leaves as one ``a[...]`` frame:
+  ``send()`` only queues and asks the host for one flush at the end of the
+  turn. ``o``, ``h`` and ``c`` frames are always written on their own.
+* One deadline per session: the heartbeat while a receiver is attached, the
+  disconnect timeout while none is. The host calls :meth:`Session.on_timer`
+  when the time it was asked for has come; moving a deadline later costs
+  nothing (the timer notices and re-arms), only an earlier one is scheduled.
+* A receiver that ends normally starts the disconnect timeout; one the client
+  aborted closes the session at once (``delay_disconnect`` false), as
+  sockjs-node does. ``'close'`` is emitted exactly once, when CLOSED is reached.
+
+The host (the asyncio layer, or a fake in unit tests) supplies the clock,
+the timer, end-of-turn flushing and the event delivery.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from fastsockjs import frames
+
+if TYPE_CHECKING:
+    from fastsockjs.connection import Connection
+
+__all__ = ["ReadyState", "Session", "SessionHost", "Receiver", "ANOTHER_CONNECTION"]
+
+ANOTHER_CONNECTION = frames.close_frame(2010, "Another connection still open")
+
+
+class ReadyState(enum.IntEnum):
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+
+class SessionHost(Protocol):
+    """What a session needs from its environment."""
+
+    heartbeat_delay: float
+    disconnect_delay: float
+    prefix: str
+
+    def now(self) -> float: ...
+    def schedule(self, session: Session, at: float) -> None: ...
+    def request_flush(self, session: Session) -> None: ...
+    def defer(self, fn: Callable[..., Any], *args: Any) -> None: ...
+    def create_future(self) -> Any: ...
+    def spawn(self, awaitable: Any) -> None: ...
+    def forget(self, session: Session) -> None: ...
+    def opened(self, connection: Connection) -> None: ...
+
+
+class Receiver(Protocol):
+    """A transport's end of a session: where frames go."""
+
+    protocol: str
+    delay_disconnect: bool
+    session: Session | None
+
+    @property
+    def paused(self) -> bool: ...
+    def send_frame(self, frame: str) -> None: ...
+    def send_messages(self, quoted: list[str]) -> None: ...
+    def heartbeat(self) -> None: ...
+    def finish(self) -> None: ...
+
+
+_HEARTBEAT = 1
+_DISCONNECT = 2
+
+
+class Session:
+    """One SockJS session. ``session_id`` is None for WebSocket sessions."""
+
+    __slots__ = (
+        "session_id",
+        "host",
+        "state",
+        "outbox",
+        "recv",
+        "connection",
+        "close_frame",
+        "_deadline",
+        "_deadline_kind",
+        "_armed_at",
+        "_flush_pending",
+        "_waiters",
+        "__weakref__",
+    )
+
+    def __init__(self, session_id: str | None, host: SessionHost) -> None:
+        from fastsockjs.connection import Connection
+
+        self.session_id = session_id
+        self.host = host
+        self.state = ReadyState.CONNECTING
+        self.outbox: list[str] = []
+        self.recv: Receiver | None = None
+        self.close_frame = ""
+        self._deadline = math.inf
+        self._deadline_kind = 0
+        self._armed_at = math.inf
+        self._flush_pending = False
+        self._waiters: list[Any] | None = None
+        self.connection: Connection = Connection(self)
+        self.connection._spawn = host.spawn
+        # A session nobody attaches to must not live forever.
+        self._set_deadline(_DISCONNECT, host.now() + host.disconnect_delay)
+
+    # -- deadlines -------------------------------------------------------
+    def _set_deadline(self, kind: int, at: float) -> None:
+        self._deadline_kind = kind
+        self._deadline = at
+        if at < self._armed_at:
+            self._armed_at = at
+            self.host.schedule(self, at)
+
+    def _clear_deadline(self) -> None:
+        self._deadline_kind = 0
+        self._deadline = math.inf
+
+    def on_timer(self, now: float) -> None:
+        """The host's timer fired for a time this session asked for."""
+        self._armed_at = math.inf
+        if self.state is ReadyState.CLOSED or self._deadline_kind == 0:
+            return
+        if now < self._deadline:
+            self._armed_at = self._deadline
+            self.host.schedule(self, self._deadline)
+            return
+        if self._deadline_kind == _HEARTBEAT:
+            recv = self.recv
+            if recv is not None:
+                self._set_deadline(_HEARTBEAT, now + self.host.heartbeat_delay)
+                recv.heartbeat()
+        else:
+            self.expire()
+
+    # -- receivers -------------------------------------------------------
+    def attach(self, recv: Receiver, request: Any = None) -> bool:
+        """Attach a receiver; returns False if it was refused or answered at once.
+
+        ``request`` (the HTTP request that brought the receiver) refreshes the
+        request facts the application sees on its connection.
+        """
+        if self.recv is not None:
+            recv.send_frame(ANOTHER_CONNECTION)
+            recv.finish()
+            return False
+        if self.state is ReadyState.CLOSING or self.state is ReadyState.CLOSED:
+            self._drain_outbox_to(recv)
+            recv.send_frame(self.close_frame)
+            recv.finish()
+            if self.state is ReadyState.CLOSING:
+                self._set_deadline(_DISCONNECT, self.host.now() + self.host.disconnect_delay)
+            return False
+        self.recv = recv
+        recv.session = self
+        if request is not None:
+            self.connection._fill(request, recv.protocol, self.host.prefix)
+        if self.state is ReadyState.CONNECTING:
+            recv.send_frame(frames.OPEN_FRAME)
+            self.state = ReadyState.OPEN
+            self.host.defer(self.host.opened, self.connection)
+        if self.recv is None:  # a polling receiver ends after one frame
+            return True
+        if self.outbox:
+            self.flush()
+        else:
+            self._set_deadline(_HEARTBEAT, self.host.now() + self.host.heartbeat_delay)
+        return True
+
+    def detach(self, recv: Receiver) -> None:
+        """The receiver ended (``delay_disconnect`` false: the client aborted it)."""
+        if self.recv is not recv:
+            return
+        self.recv = None
+        recv.session = None
+        if recv.delay_disconnect:
+            self._set_deadline(_DISCONNECT, self.host.now() + self.host.disconnect_delay)
+        else:
+            self.expire()
+
+    def _drain_outbox_to(self, recv: Receiver) -> None:
+        if self.outbox:
+            batch, self.outbox = self.outbox, []
+            recv.send_messages(batch)
+
+    # -- application side --------------------------------------------------
+    def send(self, message: str) -> bool:
+        if self.state is not ReadyState.OPEN:
+            return False
+        self.outbox.append(frames.quote(message))
+        if self.recv is not None and not self._flush_pending:
+            self._flush_pending = True
+            self.host.request_flush(self)
+        return True
+
+    def send_quoted(self, quoted: str) -> bool:
+        """Queue an already-quoted message (broadcast encodes once for all)."""
+        if self.state is not ReadyState.OPEN:
+            return False
+        self.outbox.append(quoted)
+        if self.recv is not None and not self._flush_pending:
+            self._flush_pending = True
+            self.host.request_flush(self)
+        return True
+
+    def flush(self) -> None:
+        """Write the outbox as one frame (the host calls this at end of turn)."""
+        self._flush_pending = False
+        recv = self.recv
+        if recv is None or not self.outbox:
+            return
+        batch, self.outbox = self.outbox, []
+        recv.send_messages(batch)
+        if self.recv is not None:
+            self._set_deadline(_HEARTBEAT, self.host.now() + self.host.heartbeat_delay)
+        if self._waiters:
+            self.wake_drainers()
+
+    def close(self, code: int = 1000, reason: str = "Normal closure") -> bool:
+        if self.state is not ReadyState.OPEN:
+            return False
+        self.state = ReadyState.CLOSING
+        self.close_frame = frames.close_frame(code, reason)
+        recv = self.recv
+        if recv is not None:
+            self._drain_outbox_to(recv)
+            if self.recv is not None:
+                recv.send_frame(self.close_frame)
+            recv.finish()
+        return True
+
+    def receive(self, message: Any) -> None:
+        """A message from the client."""
+        if self.state is ReadyState.OPEN:
+            self.connection.emit("data", message)
+
+    def expire(self) -> None:
+        """End the session: CLOSED, forgotten, ``'close'`` emitted once."""
+        if self.state is ReadyState.CLOSED:
+            return
+        recv = self.recv
+        if recv is not None:
+            self.recv = None
+            recv.session = None
+            recv.finish()
+        self.state = ReadyState.CLOSED
+        self._clear_deadline()
+        self.outbox = []
+        if not self.close_frame:
+            self.close_frame = frames.close_frame(1002, "Connection interrupted")
+        self.host.forget(self)
+        self.wake_drainers()
+        self.connection.emit("close")
+        self.connection.remove_all_listeners()
+
+    # -- drain ---------------------------------------------------------------
+    @property
+    def drained(self) -> bool:
+        if self.state is ReadyState.CLOSED:
+            return True
+        if self.outbox:
+            return False
+        recv = self.recv
+        return recv is None or not recv.paused
+
+    def wait_drained(self) -> Any:
+        fut = self.host.create_future()
+        if self.drained:
+            fut.set_result(None)
+        else:
+            if self._waiters is None:
+                self._waiters = []
+            self._waiters.append(fut)
+        return fut
+
+    def wake_drainers(self) -> None:
+        waiters = self._waiters
+        if not waiters or not self.drained:
+            return
+        self._waiters = None
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)

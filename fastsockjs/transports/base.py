@@ -1,0 +1,150 @@
+"""What the HTTP transports share: the streaming receiver, the interfaces the
+I/O layer provides, and decoding of message bodies."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Protocol
+
+from fastsockjs.protocol.http import Headers, HttpError, Request
+from fastsockjs.protocol.session import Session
+
+if TYPE_CHECKING:
+    from fastsockjs.options import Options
+    from fastsockjs.protocol.routing import Route
+
+
+class Sink(Protocol):
+    """A response body being streamed (or a WebSocket), provided by the I/O layer."""
+
+    @property
+    def paused(self) -> bool: ...
+    def write(self, data: bytes) -> None: ...
+    def end(self) -> None: ...
+    def on_abort(self, callback: Any) -> None: ...
+
+
+class Exchange(Protocol):
+    """One request's way to answer, provided by the I/O layer."""
+
+    def respond(self, status: int, headers: Headers, body: bytes = b"") -> None: ...
+    def stream(self, status: int, headers: Headers) -> Sink: ...
+    def upgrade(self, app: Any, max_size: int, hixie76: bool = False) -> Any: ...
+
+
+class Endpoint(Protocol):
+    """One Server mounted at one prefix, as the transports see it."""
+
+    options: Options
+    prefix: str
+
+    def session(self, session_id: str) -> Session | None: ...
+    def open_session(self, session_id: str) -> Session: ...
+    def new_ws_session(self) -> Session: ...
+    def session_headers(self, request: Request, headers: Headers, cors: bool = True) -> None: ...
+    def iframe_page(self) -> tuple[bytes, str]: ...
+    def emit_connection(self, connection: Any) -> None: ...
+    def raw_host(self) -> Any: ...
+
+
+class StreamReceiver:
+    """A session's receiver writing frames into an HTTP response.
+
+    ``limit`` bytes of frames (framing included, prelude excluded) end the
+    response after the frame that reaches it; a polling response uses 1, so
+    it carries exactly one frame.
+    """
+
+    __slots__ = ("sink", "limit", "size", "done", "session", "delay_disconnect")
+
+    protocol = ""
+
+    def __init__(self, sink: Sink, limit: int) -> None:
+        self.sink = sink
+        self.limit = limit
+        self.size = 0
+        self.done = False
+        self.session: Session | None = None
+        self.delay_disconnect = True
+        sink.on_abort(self.abort)
+
+    def encode(self, frame: str) -> bytes:
+        raise NotImplementedError
+
+    @property
+    def paused(self) -> bool:
+        return self.sink.paused
+
+    def send_frame(self, frame: str) -> None:
+        if self.done:
+            return
+        data = self.encode(frame)
+        self.size += len(data)
+        self.sink.write(data)
+        if self.size >= self.limit:
+            self.finish()
+
+    def send_messages(self, quoted: list[str]) -> None:
+        self.send_frame("a[" + ",".join(quoted) + "]")
+
+    def heartbeat(self) -> None:
+        self.send_frame("h")
+
+    def finish(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        session = self.session
+        if session is not None:
+            session.detach(self)
+        self.sink.end()
+
+    def abort(self) -> None:
+        """The client went away before the response ended."""
+        if self.done:
+            return
+        self.done = True
+        self.delay_disconnect = False
+        session = self.session
+        if session is not None:
+            session.detach(self)
+
+
+def attach(endpoint: Endpoint, route: Route, request: Request, recv: StreamReceiver) -> None:
+    assert route.session_id is not None
+    endpoint.open_session(route.session_id).attach(recv, request)
+
+
+def decode_body(text: str | None) -> list[Any]:
+    """Messages of an ``xhr_send`` / ``jsonp_send`` body: a JSON array, strictly."""
+    if not text:
+        raise HttpError(500, "Payload expected.")
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except ValueError:
+        raise HttpError(500, "Broken JSON encoding.") from None
+    if type(value) is not list:
+        raise HttpError(500, "Payload expected.")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def body_text(endpoint: Endpoint, request: Request) -> str:
+    if len(request.body) > endpoint.options.max_message_size:
+        raise HttpError(413, "Payload Too Large")
+    try:
+        return request.body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HttpError(500, "Broken JSON encoding.") from None
+
+
+def deliver(endpoint: Endpoint, route: Route, messages: list[Any]) -> None:
+    assert route.session_id is not None
+    session = endpoint.session(route.session_id)
+    if session is None:
+        raise HttpError(404, "Session not found.")
+    for message in messages:
+        session.receive(message)

@@ -1,0 +1,28 @@
+"""``eventsource``: ``data: <frame>\\r\\n\\r\\n`` events on a text/event-stream."""
+
+from __future__ import annotations
+
+from fastsockjs.protocol.http import Headers, Request
+from fastsockjs.protocol.routing import Route
+from fastsockjs.transports.base import Endpoint, Exchange, StreamReceiver, attach
+
+# sockjs-client runs decodeURI on every event, so '%' must be escaped too;
+# CR, LF and NUL would break the event framing.
+_ESCAPES = str.maketrans({"%": "%25", "\r": "%0D", "\n": "%0A", "\x00": "%00"})
+
+
+class EventSourceReceiver(StreamReceiver):
+    __slots__ = ()
+    protocol = "eventsource"
+
+    def encode(self, frame: str) -> bytes:
+        return ("data: " + frame.translate(_ESCAPES) + "\r\n\r\n").encode("utf-8")
+
+
+def eventsource(endpoint: Endpoint, request: Request, exchange: Exchange, route: Route) -> None:
+    headers: Headers = [("Content-Type", "text/event-stream")]
+    endpoint.session_headers(request, headers)
+    sink = exchange.stream(200, headers)
+    # Opera needed one more line break before the first event.
+    sink.write(b"\r\n")
+    attach(endpoint, route, request, EventSourceReceiver(sink, endpoint.options.response_limit))

@@ -1,0 +1,197 @@
+"""``websocket`` (SockJS framing over one WebSocket) and raw ``/websocket``.
+
+A SockJS WebSocket session lives exactly as long as its connection: it has no
+session id, so two connections to the same URL are two sessions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastsockjs import frames
+from fastsockjs.protocol.http import HttpError, Request
+from fastsockjs.protocol.routing import Route
+from fastsockjs.protocol.session import ReadyState, Session
+from fastsockjs.protocol.websocket import CLOSE_UNSUPPORTED, check_handshake
+from fastsockjs.transports.base import Endpoint, Exchange
+
+BROKEN_FRAMING = (3000, "Broken framing.")
+
+
+class WebSocketReceiver:
+    """The session's receiver on a WebSocket; also the socket's application."""
+
+    __slots__ = ("ws", "session", "done", "request", "_session")
+
+    protocol = "websocket"
+    delay_disconnect = False
+
+    def __init__(self, session: Session, request: Request) -> None:
+        self.ws: Any = None
+        self.session: Session | None = None
+        self.done = False
+        self.request = request
+        self._session = session
+
+    # -- WebSocket application interface (called by the I/O layer) -----------
+    def on_open(self, ws: Any) -> None:
+        self.ws = ws
+        self._session.attach(self, self.request)
+
+    def on_text(self, text: str) -> None:
+        session = self.session
+        if session is None:
+            return
+        try:
+            messages = frames.decode_ws_message(text)
+        except ValueError:
+            self.fail(*BROKEN_FRAMING)
+            return
+        for message in messages:
+            session.receive(message)
+
+    def on_binary(self, data: bytes) -> None:
+        # SockJS frames are JSON text; binary can only be a broken client.
+        self.fail(*BROKEN_FRAMING)
+
+    def on_closed(self) -> None:
+        """The socket closed (either side, or the network)."""
+        if self.done:
+            return
+        self.done = True
+        session = self.session
+        if session is not None:
+            session.detach(self)
+
+    # -- Receiver interface (called by the session) --------------------------
+    @property
+    def paused(self) -> bool:
+        return bool(self.ws is not None and self.ws.paused)
+
+    def send_frame(self, frame: str) -> None:
+        if not self.done:
+            self.ws.send_text(frame)
+
+    def send_messages(self, quoted: list[str]) -> None:
+        if not self.done:
+            self.ws.send_text("a[" + ",".join(quoted) + "]")
+
+    def heartbeat(self) -> None:
+        self.send_frame("h")
+
+    def finish(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        session = self.session
+        if session is not None:
+            session.detach(self)
+        self.ws.close(1000, "Normal closure")
+
+    def fail(self, code: int, reason: str) -> None:
+        """Close the session with ``c[code,reason]`` and drop the connection."""
+        session = self.session
+        if session is not None and session.state is ReadyState.OPEN:
+            session.close_frame = frames.close_frame(code, reason)
+            session.state = ReadyState.CLOSING
+        if not self.done:
+            self.ws.send_text(frames.close_frame(code, reason))
+            self.done = True
+            if session is not None:
+                session.detach(self)
+            self.ws.abort()
+
+
+
+def sockjs_websocket(endpoint: Endpoint, request: Request, exchange: Exchange, route: Route) -> None:
+    kind = check_handshake(request)
+    session = endpoint.new_ws_session()
+    exchange.upgrade(
+        WebSocketReceiver(session, request),
+        endpoint.options.max_message_size,
+        hixie76=kind == "hixie76",
+    )
+
+
+class RawSession:
+    """A raw WebSocket session: plain text messages, no SockJS framing."""
+
+    __slots__ = ("host", "state", "connection", "ws", "request", "_waiters", "__weakref__")
+
+    def __init__(self, host: Any, request: Request) -> None:
+        from fastsockjs.connection import Connection
+
+        self.host = host
+        self.state = ReadyState.CONNECTING
+        self.request = request
+        self.ws: Any = None
+        self._waiters: list[Any] | None = None
+        self.connection = Connection(self)
+        self.connection._spawn = host.spawn
+
+    # WebSocket application interface
+    def on_open(self, ws: Any) -> None:
+        self.ws = ws
+        self.state = ReadyState.OPEN
+        self.connection._fill(self.request, "websocket-raw", self.host.prefix)
+        self.host.opened(self.connection)
+
+    def on_text(self, text: str) -> None:
+        if self.state is ReadyState.OPEN:
+            self.connection.emit("data", text)
+
+    def on_binary(self, data: bytes) -> None:
+        self.close(CLOSE_UNSUPPORTED, "Text messages only.")
+
+    def on_closed(self) -> None:
+        if self.state is ReadyState.CLOSED:
+            return
+        self.state = ReadyState.CLOSED
+        self.wake_drainers()
+        self.connection.emit("close")
+        self.connection.remove_all_listeners()
+
+    # Connection interface
+    def send(self, message: str) -> bool:
+        if self.state is not ReadyState.OPEN:
+            return False
+        self.ws.send_text(message)
+        return True
+
+    def close(self, code: int = 1000, reason: str = "Normal closure") -> bool:
+        if self.state is not ReadyState.OPEN:
+            return False
+        self.state = ReadyState.CLOSING
+        self.ws.close(code, reason)
+        return True
+
+    @property
+    def drained(self) -> bool:
+        return self.state is ReadyState.CLOSED or not self.ws.paused
+
+    def wait_drained(self) -> Any:
+        fut = self.host.create_future()
+        if self.drained:
+            fut.set_result(None)
+        else:
+            if self._waiters is None:
+                self._waiters = []
+            self._waiters.append(fut)
+        return fut
+
+    def wake_drainers(self) -> None:
+        waiters = self._waiters
+        if waiters and self.drained:
+            self._waiters = None
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+
+def raw_websocket(endpoint: Endpoint, request: Request, exchange: Exchange, route: Route) -> None:
+    if check_handshake(request) == "hixie76":
+        raise HttpError(400, "Only supported WebSocket protocol is RFC 6455.")
+    exchange.upgrade(RawSession(endpoint.raw_host(), request), endpoint.options.max_message_size)
+
+
+__all__ = ["sockjs_websocket", "raw_websocket", "WebSocketReceiver", "RawSession"]

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from fastsockjs.cli import testserver
+from tests.helpers import ServerThread
+
+
+@pytest.fixture(scope="module", params=["uvloop", "asyncio"])
+def loop_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def ts(loop_kind: str) -> Iterator[ServerThread]:
+    """The test-server services (as sockjs-node's), on both event loops."""
+    server = ServerThread(
+        lambda: testserver("http://127.0.0.1/static/sockjs.min.js"), loop_kind
+    ).start()
+    yield server
+    server.stop()

@@ -1,0 +1,299 @@
+"""Test helpers: a server running in a thread, and small blocking clients.
+
+Servers bind 127.0.0.1 port 0 and the port is read back; every read has a
+timeout so no test can hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import os
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from fastsockjs import Listener, Server
+from fastsockjs._frames_py import build_frame, parse_frames
+
+TIMEOUT = 5.0
+CI = os.environ.get("CI", "").lower() == "true"
+
+
+class ServerThread:
+    """Runs a Listener with the given Servers on its own event loop thread."""
+
+    def __init__(
+        self,
+        make_servers: Callable[[], list[Server]],
+        loop_kind: str = "asyncio",
+        fallback: Any = None,
+        **listener_kwargs: Any,
+    ) -> None:
+        self.make_servers = make_servers
+        self.loop_kind = loop_kind
+        self.fallback = fallback
+        self.listener_kwargs = listener_kwargs
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.listener: Listener | None = None
+        self.servers: list[Server] = []
+        self.port = 0
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        if self.loop_kind == "uvloop":
+            import uvloop
+
+            loop = uvloop.new_event_loop()
+        else:
+            loop = asyncio.new_event_loop()
+        self.loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._start())
+        except BaseException as exc:  # noqa: BLE001
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        loop.run_forever()
+        loop.run_until_complete(self.listener.close())  # type: ignore[union-attr]
+        loop.close()
+
+    async def _start(self) -> None:
+        self.listener = Listener(self.fallback, **self.listener_kwargs)
+        self.servers = self.make_servers()
+        for server in self.servers:
+            server.install_handlers(self.listener)
+        await self.listener.listen("127.0.0.1", 0)
+        self.port = self.listener.port
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("server did not start")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the server's loop and return its result."""
+        assert self.loop is not None
+        done = threading.Event()
+        box: list[Any] = []
+
+        def wrapper() -> None:
+            try:
+                box.append((True, fn()))
+            except BaseException as exc:  # noqa: BLE001
+                box.append((False, exc))
+            done.set()
+
+        self.loop.call_soon_threadsafe(wrapper)
+        if not done.wait(TIMEOUT):
+            raise TimeoutError("server loop did not answer")
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return value
+
+    def stop(self) -> None:
+        if self.loop is not None and self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class Response:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+    def __getitem__(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+def request(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+    try:
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read()
+        hdrs: dict[str, str] = {}
+        for k, v in r.getheaders():
+            k = k.lower()
+            hdrs[k] = hdrs[k] + ", " + v if k in hdrs else v
+        return Response(r.status, hdrs, data)
+    finally:
+        conn.close()
+
+
+class RawHttp:
+    """A raw socket HTTP client for streaming: reads the head, then chunks."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        self.buf = b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def request(
+        self, method: str, path: str, headers: dict[str, str] | None = None,
+        body: bytes = b"", version: str = "1.1",
+    ) -> tuple[int, dict[str, str]]:
+        lines = [f"{method} {path} HTTP/{version}", "Host: 127.0.0.1"]
+        hdrs = dict(headers or {})
+        if body or method == "POST":
+            hdrs.setdefault("Content-Length", str(len(body)))
+        lines += [f"{k}: {v}" for k, v in hdrs.items()]
+        self.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        return self.read_head()
+
+    def _fill(self) -> bool:
+        data = self.sock.recv(65536)
+        if not data:
+            return False
+        self.buf += data
+        return True
+
+    def read_head(self) -> tuple[int, dict[str, str]]:
+        while b"\r\n\r\n" not in self.buf:
+            if not self._fill():
+                raise ConnectionError("closed before the response head")
+        raw, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = raw.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        return status, headers
+
+    def read_exact(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            if not self._fill():
+                break
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def read_chunk(self) -> bytes:
+        """One chunk of a chunked body (b'' for the last one)."""
+        while b"\r\n" not in self.buf:
+            if not self._fill():
+                raise ConnectionError("closed inside a chunk header")
+        size_line, self.buf = self.buf.split(b"\r\n", 1)
+        size = int(size_line, 16)
+        data = self.read_exact(size + 2)
+        assert data[-2:] == b"\r\n", data[-10:]
+        return data[:-2]
+
+    def read_until_close(self) -> bytes:
+        while self._fill():
+            pass
+        data, self.buf = self.buf, b""
+        return data
+
+    def closed(self) -> bool:
+        try:
+            return not self._fill()
+        except OSError:
+            return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class RawWebSocket:
+    """A minimal RFC 6455 client that can also send malformed frames."""
+
+    def __init__(self, port: int, path: str, headers: dict[str, str] | None = None) -> None:
+        self.http = RawHttp(port)
+        hdrs = {
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Version": "13",
+        }
+        hdrs.update(headers or {})
+        self.status, self.headers = self.http.request("GET", path, hdrs)
+        self.buf = bytearray(self.http.buf)
+        self.http.buf = b""
+
+    def send_frame(self, opcode: int, payload: bytes, fin: bool = True, mask: bool = True) -> None:
+        self.http.send(build_frame(opcode, payload, fin, b"\x01\x02\x03\x04" if mask else None))
+
+    def send_text(self, text: str) -> None:
+        self.send_frame(1, text.encode("utf-8"))
+
+    def send_raw(self, data: bytes) -> None:
+        self.http.send(data)
+
+    def recv_frame(self) -> tuple[int, bytes] | None:
+        """(opcode, payload) of the next frame; None if the connection closed."""
+        while True:
+            frames, pos, err = parse_frames(self.buf, 0, 1 << 30, require_mask=False)
+            if frames:
+                fin, opcode, payload = frames[0]
+                first_len = _frame_len(self.buf)
+                del self.buf[:first_len]
+                return opcode, payload
+            assert err is None, err
+            try:
+                data = self.http.sock.recv(65536)
+            except ConnectionResetError:
+                return None
+            if not data:
+                return None
+            self.buf += data
+
+    def recv_text(self) -> str:
+        frame = self.recv_frame()
+        assert frame is not None, "connection closed"
+        assert frame[0] == 1, frame
+        return frame[1].decode("utf-8")
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _frame_len(buf: bytearray) -> int:
+    n = buf[1] & 0x7F
+    head = 2
+    if n == 126:
+        n = int.from_bytes(buf[2:4], "big")
+        head = 4
+    elif n == 127:
+        n = int.from_bytes(buf[2:10], "big")
+        head = 10
+    if buf[1] & 0x80:
+        head += 4
+    return head + n
+
+
+def close_code(payload: bytes) -> tuple[int, str]:
+    return int.from_bytes(payload[:2], "big"), payload[2:].decode("utf-8")
+
+
+def jdump(obj: Any) -> str:
+    return json.dumps(obj)

@@ -1,0 +1,307 @@
+"""The sans-I/O session on a fake clock: no loop, no sockets."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from fastsockjs.protocol.session import ANOTHER_CONNECTION, ReadyState, Session
+
+
+class FakeHost:
+    """Clock, timer heap, end-of-turn flush and deferred calls, all by hand."""
+
+    prefix = "/t"
+
+    def __init__(self, heartbeat: float = 25.0, disconnect: float = 5.0) -> None:
+        self.heartbeat_delay = heartbeat
+        self.disconnect_delay = disconnect
+        self.time = 1000.0
+        self.timers: list[tuple[float, int, Any]] = []
+        self.seq = itertools.count()
+        self.dirty: list[Session] = []
+        self.deferred: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        self.forgotten: list[Session] = []
+        self.opened_conns: list[Any] = []
+
+    def now(self) -> float:
+        return self.time
+
+    def schedule(self, session: Session, at: float) -> None:
+        heapq.heappush(self.timers, (at, next(self.seq), session))
+
+    def request_flush(self, session: Session) -> None:
+        self.dirty.append(session)
+
+    def defer(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.deferred.append((fn, args))
+
+    def create_future(self) -> Any:
+        return FakeFuture()
+
+    def spawn(self, awaitable: Any) -> None:
+        raise AssertionError("no coroutines here")
+
+    def forget(self, session: Session) -> None:
+        self.forgotten.append(session)
+
+    def opened(self, connection: Any) -> None:
+        self.opened_conns.append(connection)
+
+    def end_turn(self) -> None:
+        """What the event loop does between turns: deferred calls, then flushes."""
+        deferred, self.deferred = self.deferred, []
+        for fn, args in deferred:
+            fn(*args)
+        dirty, self.dirty = self.dirty, []
+        for s in dirty:
+            s.flush()
+
+    def advance(self, seconds: float) -> None:
+        self.time += seconds
+        while self.timers and self.timers[0][0] <= self.time:
+            at, _, session = heapq.heappop(self.timers)
+            session.on_timer(self.time)
+
+
+class FakeFuture:
+    def __init__(self) -> None:
+        self.result: Any = None
+        self._done = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, value: Any) -> None:
+        self._done = True
+        self.result = value
+
+
+class Recv:
+    """A receiver recording frames; ``limit`` frames end it (1 = polling)."""
+
+    protocol = "test"
+
+    def __init__(self, limit: int = 10**9, delay_disconnect: bool = True) -> None:
+        self.frames: list[str] = []
+        self.limit = limit
+        self.delay_disconnect = delay_disconnect
+        self.session: Session | None = None
+        self.finished = False
+        self.paused = False
+
+    def send_frame(self, frame: str) -> None:
+        if self.finished:
+            return
+        self.frames.append(frame)
+        if len(self.frames) >= self.limit:
+            self.finish()
+
+    def send_messages(self, quoted: list[str]) -> None:
+        self.send_frame("a[" + ",".join(quoted) + "]")
+
+    def heartbeat(self) -> None:
+        self.send_frame("h")
+
+    def finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if self.session is not None:
+            self.session.detach(self)
+
+    def abort(self) -> None:
+        self.delay_disconnect = False
+        self.finish()
+
+
+@pytest.fixture
+def host() -> FakeHost:
+    return FakeHost()
+
+
+def opened(host: FakeHost, recv: Recv | None = None) -> tuple[Session, Recv, list[str]]:
+    s = Session("sid", host)
+    r = recv or Recv()
+    s.attach(r)
+    host.end_turn()
+    closes: list[str] = []
+    s.connection.on("close", lambda: closes.append("close"))
+    return s, r, closes
+
+
+def test_open_frame_then_connection_event_after_it(host: FakeHost) -> None:
+    s = Session("sid", host)
+    r = Recv()
+    s.attach(r)
+    assert r.frames == ["o"]
+    assert s.state is ReadyState.OPEN
+    assert host.opened_conns == []  # 'connection' fires after 'o' has been written
+    host.end_turn()
+    assert host.opened_conns == [s.connection]
+
+
+def test_writes_in_one_turn_coalesce_into_one_frame(host: FakeHost) -> None:
+    s, r, _ = opened(host)
+    assert s.connection.write("a") and s.connection.write("b\u2028") and s.connection.write("c")
+    assert r.frames == ["o"]
+    host.end_turn()
+    assert r.frames == ["o", 'a["a","b\\u2028","c"]']
+
+
+def test_messages_wait_for_a_receiver_in_order(host: FakeHost) -> None:
+    s, r, _ = opened(host, Recv(limit=1))
+    assert r.finished
+    for m in ("1", "2", "3"):
+        s.connection.write(m)
+    host.end_turn()
+    r2 = Recv(limit=1)
+    s.attach(r2)
+    assert r2.frames == ['a["1","2","3"]']
+
+
+def test_second_receiver_gets_2010(host: FakeHost) -> None:
+    s, r, _ = opened(host)
+    r2 = Recv()
+    assert not s.attach(r2)
+    assert r2.frames == [ANOTHER_CONNECTION] and r2.finished
+    assert s.recv is r and not r.finished
+
+
+def test_heartbeat_every_delay_while_attached(host: FakeHost) -> None:
+    s, r, _ = opened(host)
+    host.advance(24.9)
+    assert r.frames == ["o"]
+    host.advance(0.2)
+    assert r.frames == ["o", "h"]
+    host.advance(25.0)
+    assert r.frames == ["o", "h", "h"]
+
+
+def test_traffic_postpones_the_heartbeat(host: FakeHost) -> None:
+    s, r, _ = opened(host)
+    host.advance(20)
+    s.connection.write("x")
+    host.end_turn()
+    host.advance(20)
+    assert r.frames == ["o", 'a["x"]']
+    host.advance(5.1)
+    assert r.frames[-1] == "h"
+
+
+def test_disconnect_delay_after_receiver_ends(host: FakeHost) -> None:
+    s, r, closes = opened(host, Recv(limit=1))
+    host.advance(4.9)
+    assert s.state is ReadyState.OPEN and closes == []
+    host.advance(0.2)
+    assert s.state is ReadyState.CLOSED
+    assert closes == ["close"]
+    assert host.forgotten == [s]
+
+
+def test_a_new_receiver_cancels_the_disconnect_timeout(host: FakeHost) -> None:
+    s, r, closes = opened(host, Recv(limit=1))
+    host.advance(4)
+    r2 = Recv()
+    s.attach(r2)
+    host.advance(10)
+    assert s.state is ReadyState.OPEN and closes == []
+
+
+def test_abort_closes_at_once(host: FakeHost) -> None:
+    s, r, closes = opened(host)
+    r.abort()
+    assert s.state is ReadyState.CLOSED
+    assert closes == ["close"]
+
+
+def test_unattached_new_session_expires(host: FakeHost) -> None:
+    s = Session("sid", host)
+    host.advance(5.1)
+    assert s.state is ReadyState.CLOSED
+
+
+def test_close_flushes_pending_then_close_frame_then_repeats_it(host: FakeHost) -> None:
+    s, r, closes = opened(host)
+    s.connection.write("last")
+    assert s.connection.close(3000, "Go away!")
+    assert r.frames == ["o", 'a["last"]', 'c[3000,"Go away!"]']
+    assert r.finished
+    assert s.connection.ready_state is ReadyState.CLOSING
+    assert not s.connection.write("late")
+    assert not s.connection.close()
+    r2 = Recv()
+    s.attach(r2)
+    assert r2.frames == ['c[3000,"Go away!"]'] and r2.finished
+    assert closes == []
+    host.advance(5.1)
+    assert closes == ["close"]
+
+
+def test_close_event_exactly_once(host: FakeHost) -> None:
+    s, r, closes = opened(host)
+    s.connection.close()
+    r.abort()
+    s.expire()
+    host.advance(100)
+    assert closes == ["close"]
+
+
+def test_default_close_is_1000_normal_closure(host: FakeHost) -> None:
+    s, r, _ = opened(host)
+    s.connection.close()
+    assert r.frames[-1] == 'c[1000,"Normal closure"]'
+
+
+def test_data_delivered_only_while_open(host: FakeHost) -> None:
+    s, r, _ = opened(host)
+    got: list[Any] = []
+    s.connection.on("message", got.append)
+    s.receive("a")
+    s.receive({"b": 1})
+    s.connection.close()
+    s.receive("late")
+    assert got == ["a", {"b": 1}]
+
+
+def test_handler_errors_do_not_escape(host: FakeHost) -> None:
+    s, r, _ = opened(host)
+
+    def bad(_: Any) -> None:
+        raise RuntimeError("boom")
+
+    got: list[Any] = []
+    s.connection.on("data", bad)
+    s.connection.on("data", got.append)
+    s.receive("x")
+    assert got == ["x"]
+
+
+def test_drain_waits_for_a_receiver(host: FakeHost) -> None:
+    s, r, _ = opened(host, Recv(limit=1))
+    s.connection.write("x")
+    fut = s.wait_drained()
+    assert not fut.done()
+    s.attach(Recv(limit=1))
+    assert fut.done()
+    assert s.wait_drained().done()
+
+
+def test_drain_resolves_on_close(host: FakeHost) -> None:
+    s, r, _ = opened(host, Recv(limit=1))
+    s.connection.write("x")
+    fut = s.wait_drained()
+    host.advance(6)
+    assert s.state is ReadyState.CLOSED and fut.done()
+
+
+def test_non_string_writes_are_sent_as_json(host: FakeHost) -> None:
+    s, r, _ = opened(host)
+    s.connection.write(5)
+    s.connection.write({"a": [1, "é"]})
+    host.end_turn()
+    assert r.frames[-1] == 'a["5","{\\"a\\":[1,\\"é\\"]}"]'
