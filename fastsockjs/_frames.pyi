@@ -4,14 +4,14 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 __all__ = [
-    "quote",
-    "encode_messages",
+    "IMPLEMENTATION",
+    "apply_mask",
+    "build_frame",
     "close_frame",
     "decode_ws_message",
-    "apply_mask",
+    "encode_messages",
     "parse_frames",
-    "build_frame",
-    "IMPLEMENTATION",
+    "quote",
 ]
 
 IMPLEMENTATION: Final[str]

@@ -45,18 +45,20 @@ cdef extern from *:
     /* Compact-unicode access; PyUnicode_READY only exists (and matters)
        before Python 3.12. */
     #if PY_VERSION_HEX < 0x030C0000
-    #define __fsj_unicode_ready(o) PyUnicode_READY(o)
+    #define fsj_unicode_ready(o) PyUnicode_READY(o)
     #else
-    #define __fsj_unicode_ready(o) 0
+    #define fsj_unicode_ready(o) 0
     #endif
-    #define __fsj_unicode_kind(o) ((int)PyUnicode_KIND(o))
-    #define __fsj_unicode_data(o) PyUnicode_DATA(o)
-    #define __fsj_unicode_len(o) PyUnicode_GET_LENGTH(o)
+    #define fsj_unicode_kind(o) ((int)PyUnicode_KIND(o))
+    #define fsj_unicode_data(o) PyUnicode_DATA(o)
+    #define fsj_unicode_len(o) PyUnicode_GET_LENGTH(o)
+    #define fsj_unicode_is_ascii(o) PyUnicode_IS_ASCII(o)
     """
-    int __fsj_unicode_ready(object o) except -1
-    int __fsj_unicode_kind(object o)
-    void* __fsj_unicode_data(object o)
-    Py_ssize_t __fsj_unicode_len(object o)
+    int fsj_unicode_ready(object o) except -1
+    int fsj_unicode_kind(object o)
+    void* fsj_unicode_data(object o)
+    Py_ssize_t fsj_unicode_len(object o)
+    bint fsj_unicode_is_ascii(object o)
     object PyUnicode_New(Py_ssize_t size, uint32_t maxchar)
 
 
@@ -111,18 +113,58 @@ cdef inline bint _sockjs_escaped(uint32_t c) noexcept nogil:
     return 0xFFF0 <= c <= 0xFFFF
 
 
+# SWAR ("SIMD within a register") helpers: 8 one-byte code points at a time.
+cdef uint64_t _ONES = 0x0101010101010101
+cdef uint64_t _HIGHS = 0x0101010101010101 * 0x80
+
+
+cdef inline uint64_t _load8(const uint8_t* p) noexcept nogil:
+    cdef uint64_t w
+    memcpy(&w, p, 8)  # unaligned-safe load
+    return w
+
+
+cdef inline bint _escape_in8(uint64_t x) noexcept nogil:
+    """Whether any of the 8 bytes of ``x`` is < 0x20, '"' or '\\'.
+
+    Exact as an existence test (the classic has-zero-byte / has-less-than
+    tricks), and independent of byte order.
+    """
+    cdef uint64_t q = x ^ (_ONES * 0x22)
+    cdef uint64_t b = x ^ (_ONES * 0x5C)
+    return ((((x - _ONES * 0x20) & ~x) | ((q - _ONES) & ~q) | ((b - _ONES) & ~b))
+            & _HIGHS) != 0
+
+
+cdef Py_ssize_t _measure1(const uint8_t* p, Py_ssize_t n) noexcept nogil:
+    """Length of the quoted form of a 1-byte-kind string (Latin-1 needs no
+    SockJS escape: only ASCII controls, '"' and '\\' grow)."""
+    cdef Py_ssize_t i = 0, k, extra = 0
+    cdef uint8_t c
+    while n - i >= 8:
+        if _escape_in8(_load8(p + i)):
+            for k in range(i, i + 8):
+                c = p[k]
+                if c < 0x80:
+                    extra += _ASCII_EXTRA[c]
+        i += 8
+    while i < n:
+        c = p[i]
+        if c < 0x80:
+            extra += _ASCII_EXTRA[c]
+        i += 1
+    return n + extra + 2
+
+
 cdef Py_ssize_t _measure(const in_t* p, Py_ssize_t n, uint32_t* maxc) noexcept nogil:
-    """Length of the quoted form (with its two quotes); raises ``*maxc`` to the
-    largest code point copied verbatim."""
+    """Length of the quoted form (with its two quotes) of a 2- or 4-byte-kind
+    string; raises ``*maxc`` to the largest code point copied verbatim."""
     cdef Py_ssize_t i, extra = 0
     cdef uint32_t c, m = maxc[0]
     for i in range(n):
         c = p[i]
         if c < 0x80:
             extra += _ASCII_EXTRA[c]
-        elif in_t is uint8_t:
-            if c > m:
-                m = c
         elif in_t is uint32_t and c > 0xFFFF:
             extra += 11
         elif _sockjs_escaped(c):
@@ -158,6 +200,8 @@ cdef Py_ssize_t _write(const in_t* p, Py_ssize_t n, out_t* o, Py_ssize_t j) noex
                 if in_t is uint8_t and out_t is uint8_t:
                     # Copy the whole run of characters that need no escape.
                     run = i + 1
+                    while n - run >= 8 and not _escape_in8(_load8(p + run)):
+                        run += 8
                     while run < n and (p[run] >= 0x80 or _ASCII_EXTRA[p[run]] == 0):
                         run += 1
                     memcpy(o + j, p + i, <size_t>(run - i))
@@ -196,25 +240,28 @@ cdef int _check_str(object s) except -1:
         # Same message as json.encoder.encode_basestring.
         raise TypeError("first argument must be a string, not "
                         + (<bytes>Py_TYPE(s).tp_name)[:80].decode("utf-8", "replace"))
-    __fsj_unicode_ready(s)
+    fsj_unicode_ready(s)
     return 0
 
 
 cdef Py_ssize_t _measure_str(object s, uint32_t* maxc) noexcept:
-    cdef int kind = __fsj_unicode_kind(s)
-    cdef void* data = __fsj_unicode_data(s)
-    cdef Py_ssize_t n = __fsj_unicode_len(s)
+    cdef int kind = fsj_unicode_kind(s)
+    cdef void* data = fsj_unicode_data(s)
+    cdef Py_ssize_t n = fsj_unicode_len(s)
     if kind == 1:
-        return _measure(<const uint8_t*>data, n, maxc)
+        # A non-ASCII 1-byte string keeps a code point >= 0x80 verbatim.
+        if not fsj_unicode_is_ascii(s) and maxc[0] < 0xFF:
+            maxc[0] = 0xFF
+        return _measure1(<const uint8_t*>data, n)
     if kind == 2:
         return _measure(<const uint16_t*>data, n, maxc)
     return _measure(<const uint32_t*>data, n, maxc)
 
 
 cdef Py_ssize_t _write_str(object s, void* out, int okind, Py_ssize_t j) noexcept:
-    cdef int kind = __fsj_unicode_kind(s)
-    cdef void* data = __fsj_unicode_data(s)
-    cdef Py_ssize_t n = __fsj_unicode_len(s)
+    cdef int kind = fsj_unicode_kind(s)
+    cdef void* data = fsj_unicode_data(s)
+    cdef Py_ssize_t n = fsj_unicode_len(s)
     if okind == 1:
         if kind == 1:
             return _write(<const uint8_t*>data, n, <uint8_t*>out, j)
@@ -229,8 +276,8 @@ cdef Py_ssize_t _write_str(object s, void* out, int okind, Py_ssize_t j) noexcep
 
 
 cdef inline void _put_ascii(object out, Py_ssize_t j, uint8_t c) noexcept:
-    cdef void* d = __fsj_unicode_data(out)
-    if __fsj_unicode_kind(out) == 1:
+    cdef void* d = fsj_unicode_data(out)
+    if fsj_unicode_kind(out) == 1:
         (<uint8_t*>d)[j] = c
     else:
         (<uint16_t*>d)[j] = c
@@ -244,7 +291,7 @@ cpdef str quote(s):
     n = _measure_str(s, &maxc)
     # Output never holds a code point above U+FFEF: 1- or 2-byte kind.
     out = PyUnicode_New(n, maxc)
-    _write_str(s, __fsj_unicode_data(out), __fsj_unicode_kind(out), 0)
+    _write_str(s, fsj_unicode_data(out), fsj_unicode_kind(out), 0)
     return out
 
 
@@ -270,8 +317,8 @@ def encode_messages(messages):
         _check_str(item)
         total += _measure_str(item, &maxc)
     out = PyUnicode_New(total, maxc)
-    okind = __fsj_unicode_kind(out)
-    data = __fsj_unicode_data(out)
+    okind = fsj_unicode_kind(out)
+    data = fsj_unicode_data(out)
     _put_ascii(out, 0, 0x61)  # 'a'
     _put_ascii(out, 1, 0x5B)  # '['
     j = 2

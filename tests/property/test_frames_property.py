@@ -20,9 +20,11 @@ from hypothesis import strategies as st
 
 from fastsockjs import _frames_py
 
+_compiled: ModuleType | None
 try:
-    from fastsockjs import _frames as _compiled  # type: ignore[attr-defined,unused-ignore]
+    from fastsockjs import _frames as _compiled_module
 
+    _compiled = _compiled_module
     _COMPILED_ERROR: str | None = None
 except ImportError as exc:  # pragma: no cover - depends on the build
     _compiled = None
@@ -83,12 +85,52 @@ bounded = settings(
 any_char = st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=())
 # Characters on the edges of every escaping rule, to make them frequent.
 edge_char = st.sampled_from(
-    [chr(c) for c in (
-        0x00, 0x07, 0x08, 0x09, 0x0A, 0x0C, 0x0D, 0x1F, 0x20, 0x22, 0x2F, 0x5C, 0x7E, 0x7F, 0x80, 0xFF,
-        0x100, 0x200B, 0x200C, 0x200F, 0x2010, 0x2027, 0x2028, 0x202F, 0x2030, 0x205F, 0x2060,
-        0x206F, 0x2070, 0xD7FF, 0xD800, 0xDBFF, 0xDC00, 0xDFFF, 0xE000, 0xFFEF, 0xFFF0, 0xFFFF,
-        0x10000, 0x1F600, 0x10FFFF,
-    )]
+    [
+        chr(c)
+        for c in (
+            0x00,
+            0x07,
+            0x08,
+            0x09,
+            0x0A,
+            0x0C,
+            0x0D,
+            0x1F,
+            0x20,
+            0x22,
+            0x2F,
+            0x5C,
+            0x7E,
+            0x7F,
+            0x80,
+            0xFF,
+            0x100,
+            0x200B,
+            0x200C,
+            0x200F,
+            0x2010,
+            0x2027,
+            0x2028,
+            0x202F,
+            0x2030,
+            0x205F,
+            0x2060,
+            0x206F,
+            0x2070,
+            0xD7FF,
+            0xD800,
+            0xDBFF,
+            0xDC00,
+            0xDFFF,
+            0xE000,
+            0xFFEF,
+            0xFFF0,
+            0xFFFF,
+            0x10000,
+            0x1F600,
+            0x10FFFF,
+        )
+    ]
 )
 texts = st.one_of(
     st.text(),
@@ -173,8 +215,14 @@ def test_close_frame_compiled_equals_twin(code: int, reason: str) -> None:
 # ---------------------------------------------------------------------------
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -200,7 +248,9 @@ def test_decode_ws_message_json(value: Any, pad: str) -> None:
 @bounded
 @given(text=st.one_of(st.text(), st.text(st.sampled_from('[]{}",:0123456789.eE+-tnfaNI \\u'))))
 def test_decode_ws_message_arbitrary_text(text: str) -> None:
-    assert outcome(require_compiled().decode_ws_message, text) == outcome(_frames_py.decode_ws_message, text)
+    assert outcome(require_compiled().decode_ws_message, text) == outcome(
+        _frames_py.decode_ws_message, text
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -265,7 +315,9 @@ def frame_specs(draw: Any) -> tuple[bool, int, bytes, bytes | None]:
     else:
         opcode = draw(st.sampled_from([0, 1, 2]))
         fin = draw(st.booleans())
-        size = draw(st.one_of(st.integers(0, 300), st.sampled_from([125, 126, 65535, 65536, 70000])))
+        size = draw(
+            st.one_of(st.integers(0, 300), st.sampled_from([125, 126, 65535, 65536, 70000]))
+        )
         payload = random_bytes(draw(st.integers(0, 2**32)), size)
     mask = draw(st.one_of(st.none(), st.binary(min_size=4, max_size=4)))
     return fin, opcode, payload, mask
@@ -277,7 +329,9 @@ def frame_specs(draw: Any) -> tuple[bool, int, bytes, bytes | None]:
 def test_parse_build_round_trip(name: str, specs: list[Any], split: int) -> None:
     f = impl(name)
     wire = [f.build_frame(op, payload, fin, mask) for fin, op, payload, mask in specs]
-    assert wire == [_frames_py.build_frame(op, payload, fin, mask) for fin, op, payload, mask in specs]
+    assert wire == [
+        _frames_py.build_frame(op, payload, fin, mask) for fin, op, payload, mask in specs
+    ]
     buf = b"".join(wire)
     want = [(fin, op, payload) for fin, op, payload, _ in specs]
     require_mask = all(mask is not None for *_, mask in specs)
@@ -291,11 +345,15 @@ def test_parse_build_round_trip(name: str, specs: list[Any], split: int) -> None
 
 
 def _header_byte0() -> st.SearchStrategy[int]:
-    return st.one_of(st.integers(0, 255), st.sampled_from([0x81, 0x82, 0x80, 0x01, 0x88, 0x89, 0x8A, 0x09]))
+    return st.one_of(
+        st.integers(0, 255), st.sampled_from([0x81, 0x82, 0x80, 0x01, 0x88, 0x89, 0x8A, 0x09])
+    )
 
 
 def _header_byte1() -> st.SearchStrategy[int]:
-    return st.one_of(st.integers(0, 255), st.sampled_from([0x80, 0xFD, 0xFE, 0xFF, 0x7E, 0x7F, 0x85]))
+    return st.one_of(
+        st.integers(0, 255), st.sampled_from([0x80, 0xFD, 0xFE, 0xFF, 0x7E, 0x7F, 0x85])
+    )
 
 
 @st.composite
@@ -315,7 +373,9 @@ def frame_soup(draw: Any) -> bytes:
             if b1 & 0x7F == 126:
                 ext = struct.pack("!H", draw(st.integers(0, 0xFFFF)))
             elif b1 & 0x7F == 127:
-                ext = struct.pack("!Q", draw(st.one_of(st.integers(0, 2**64 - 1), st.integers(0, 300))))
+                ext = struct.pack(
+                    "!Q", draw(st.one_of(st.integers(0, 2**64 - 1), st.integers(0, 300)))
+                )
             chunks.append(bytes([draw(_header_byte0()), b1]) + ext + draw(st.binary(max_size=40)))
         else:
             chunks.append(draw(st.binary(max_size=60)))
@@ -327,7 +387,9 @@ def frame_soup(draw: Any) -> bytes:
 @given(
     buf=st.one_of(st.binary(max_size=300), frame_soup()),
     pos_seed=st.integers(min_value=0),
-    max_payload=st.one_of(st.sampled_from([0, 1, 125, 126, 1 << 16, 1 << 63, 1 << 80, -1]), st.integers(0, 2000)),
+    max_payload=st.one_of(
+        st.sampled_from([0, 1, 125, 126, 1 << 16, 1 << 63, 1 << 80, -1]), st.integers(0, 2000)
+    ),
     require_mask=st.booleans(),
     as_bytearray=st.booleans(),
 )
@@ -344,11 +406,15 @@ def test_parse_compiled_equals_twin(
 @bounded
 @given(
     opcode=st.integers(0, 255),
-    payload=st.one_of(st.binary(max_size=200), st.sampled_from([b"x" * 125, b"y" * 126, b"z" * 65536])),
+    payload=st.one_of(
+        st.binary(max_size=200), st.sampled_from([b"x" * 125, b"y" * 126, b"z" * 65536])
+    ),
     fin=st.booleans(),
     mask=st.one_of(st.none(), st.binary(min_size=4, max_size=4)),
 )
-def test_build_frame_compiled_equals_twin(opcode: int, payload: bytes, fin: bool, mask: bytes | None) -> None:
+def test_build_frame_compiled_equals_twin(
+    opcode: int, payload: bytes, fin: bool, mask: bytes | None
+) -> None:
     assert require_compiled().build_frame(opcode, payload, fin, mask) == _frames_py.build_frame(
         opcode, payload, fin, mask
     )

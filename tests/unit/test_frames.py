@@ -19,9 +19,11 @@ import pytest
 
 from fastsockjs import _frames_py
 
+_compiled: ModuleType | None
 try:
-    from fastsockjs import _frames as _compiled  # type: ignore[attr-defined,unused-ignore]
+    from fastsockjs import _frames as _compiled_module
 
+    _compiled = _compiled_module
     _COMPILED_ERROR: str | None = None
 except ImportError as exc:  # pragma: no cover - depends on the build
     _compiled = None
@@ -49,7 +51,13 @@ def require_compiled() -> ModuleType:
 # ---------------------------------------------------------------------------
 
 _SHORT = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_EXTRA_RANGES = ((0x200C, 0x200F), (0x2028, 0x202F), (0x2060, 0x206F), (0xD800, 0xDFFF), (0xFFF0, 0xFFFF))
+_EXTRA_RANGES = (
+    (0x200C, 0x200F),
+    (0x2028, 0x202F),
+    (0x2060, 0x206F),
+    (0xD800, 0xDFFF),
+    (0xFFF0, 0xFFFF),
+)
 
 
 _EXTRA_SET = frozenset(o for lo, hi in _EXTRA_RANGES for o in range(lo, hi + 1))
@@ -66,10 +74,10 @@ def oracle_quote(s: str) -> str:
         if ch in _SHORT:
             out.append(_SHORT[ch])
         elif o < 0x20 or sockjs_escaped(o):
-            out.append("\\u%04x" % o)
+            out.append(f"\\u{o:04x}")
         elif o > 0xFFFF:
             o -= 0x10000
-            out.append("\\u%04x\\u%04x" % (0xD800 | (o >> 10), 0xDC00 | (o & 0x3FF)))
+            out.append(f"\\u{0xD800 | (o >> 10):04x}\\u{0xDC00 | (o & 0x3FF):04x}")
         else:
             out.append(ch)
     out.append('"')
@@ -140,6 +148,33 @@ class FramesSuite:
         text = ("abc" * 100 + '"' + "x" * 77 + "\n") * 20
         assert self.frames.quote(text) == oracle_quote(text) == _frames_py.quote(text)
 
+    def test_quote_every_position_in_word_sized_chunks(self) -> None:
+        # The extension scans 1-byte strings 8 characters at a time: put each
+        # interesting character at every offset of strings around that size.
+        quote = self.frames.quote
+        specials = [
+            '"',
+            "\\",
+            "\n",
+            "\x00",
+            "\x1f",
+            " ",
+            "!",
+            "#",
+            "[",
+            "]",
+            "\x7f",
+            "\x80",
+            "\xa2",
+        ]
+        specials += ["\xdc", "\x9f", "\xa0", "\xff", "\u2028", "\U0001f600"]
+        for filler in ("a", "\xe9", "\x7f"):
+            for size in range(1, 21):
+                for at in range(size):
+                    for ch in specials:
+                        text = filler * at + ch + filler * (size - at - 1)
+                        assert quote(text) == oracle_quote(text), (filler, size, at, ch)
+
     def test_quote_controls(self) -> None:
         f = self.frames
         assert f.quote("\b\f\n\r\t") == '"\\b\\f\\n\\r\\t"'
@@ -150,12 +185,34 @@ class FramesSuite:
 
     @pytest.mark.parametrize(
         "cp",
-        [0x200B, 0x200C, 0x200F, 0x2010, 0x2027, 0x2028, 0x202F, 0x2030, 0x205F, 0x2060, 0x206F,
-         0x2070, 0xD7FF, 0xD800, 0xDBFF, 0xDC00, 0xDFFF, 0xE000, 0xFFEF, 0xFFF0, 0xFFFD, 0xFFFF],
+        [
+            0x200B,
+            0x200C,
+            0x200F,
+            0x2010,
+            0x2027,
+            0x2028,
+            0x202F,
+            0x2030,
+            0x205F,
+            0x2060,
+            0x206F,
+            0x2070,
+            0xD7FF,
+            0xD800,
+            0xDBFF,
+            0xDC00,
+            0xDFFF,
+            0xE000,
+            0xFFEF,
+            0xFFF0,
+            0xFFFD,
+            0xFFFF,
+        ],
     )
     def test_quote_extra_escape_boundaries(self, cp: int) -> None:
         ch = chr(cp)
-        expected = '"\\u%04x"' % cp if sockjs_escaped(cp) else '"' + ch + '"'
+        expected = f'"\\u{cp:04x}"' if sockjs_escaped(cp) else '"' + ch + '"'
         assert self.frames.quote(ch) == expected
         assert self.frames.quote("a" + ch + "\xe9") == oracle_quote("a" + ch + "\xe9")
 
@@ -178,7 +235,8 @@ class FramesSuite:
         assert json.loads(f.quote("\udc00x\ud800")) == "\udc00x\ud800"
 
     @pytest.mark.parametrize(
-        "text", ["\xe9", "\x80\xff", "\u0100", "\u65e5\u672c", "\u00e9\u2028", "\u0100\u2028\U0001f600"]
+        "text",
+        ["\xe9", "\x80\xff", "\u0100", "\u65e5\u672c", "\u00e9\u2028", "\u0100\u2028\U0001f600"],
     )
     def test_quote_non_ascii_verbatim(self, text: str) -> None:
         assert self.frames.quote(text) == oracle_quote(text) == _frames_py.quote(text)
@@ -223,7 +281,10 @@ class FramesSuite:
             (["a", "b\n"], 'a["a","b\\n"]'),
             (("x", ""), 'a["x",""]'),
             (["", "", ""], 'a["","",""]'),
-            (["\xe9", "\u2028", "\U0001f600", "\u65e5"], 'a["\xe9","\\u2028","\\ud83d\\ude00","\u65e5"]'),
+            (
+                ["\xe9", "\u2028", "\U0001f600", "\u65e5"],
+                'a["\xe9","\\u2028","\\ud83d\\ude00","\u65e5"]',
+            ),
         ],
     )
     def test_encode_messages(self, messages: Any, expected: str) -> None:
@@ -241,7 +302,15 @@ class FramesSuite:
         assert f.encode_messages(L(["stored"])) == _frames_py.encode_messages(L(["stored"]))
 
     def test_encode_messages_mixed_kinds_match_twin(self) -> None:
-        msgs = ["plain", "\xe9t\xe9", "\u2028only", "\U0001f600", 'q"\\', "\x00", "\u65e5\u672c\u8a9e"]
+        msgs = [
+            "plain",
+            "\xe9t\xe9",
+            "\u2028only",
+            "\U0001f600",
+            'q"\\',
+            "\x00",
+            "\u65e5\u672c\u8a9e",
+        ]
         for i in range(len(msgs)):
             sub = msgs[i:] + msgs[:i]
             assert self.frames.encode_messages(sub) == _frames_py.encode_messages(sub)
@@ -299,7 +368,9 @@ class FramesSuite:
         with pytest.raises(ValueError):
             self.frames.decode_ws_message(text)
 
-    @pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity", "[NaN]", '{"a":Infinity}', "[1,-Infinity]"])
+    @pytest.mark.parametrize(
+        "text", ["NaN", "Infinity", "-Infinity", "[NaN]", '{"a":Infinity}', "[1,-Infinity]"]
+    )
     def test_decode_ws_message_rejects_nan(self, text: str) -> None:
         with pytest.raises(ValueError):
             self.frames.decode_ws_message(text)
@@ -312,10 +383,15 @@ class FramesSuite:
 
     def test_apply_mask_known_vectors(self) -> None:
         f = self.frames
-        assert f.apply_mask(b"\x00" * 9, b"\x01\x02\x03\x04") == b"\x01\x02\x03\x04\x01\x02\x03\x04\x01"
+        assert (
+            f.apply_mask(b"\x00" * 9, b"\x01\x02\x03\x04")
+            == b"\x01\x02\x03\x04\x01\x02\x03\x04\x01"
+        )
         assert f.apply_mask(b"\xff" * 5, b"\x0f\xf0\x00\xff") == b"\xf0\x0f\xff\x00\xf0"
 
-    @pytest.mark.parametrize("size", [*range(0, 41), 63, 64, 65, 125, 126, 127, 1000, 65535, 65536, 65537, 200003])
+    @pytest.mark.parametrize(
+        "size", [*range(41), 63, 64, 65, 125, 126, 127, 1000, 65535, 65536, 65537, 200003]
+    )
     def test_apply_mask_sizes(self, size: int) -> None:
         data = bytes((i * 31 + 7) & 0xFF for i in range(size))
         mask = b"\xa5\x3c\x0f\xf1"
@@ -351,10 +427,15 @@ class FramesSuite:
     # -- parse_frames ---------------------------------------------------------
 
     def test_parse_rfc_hello(self) -> None:
-        assert self.frames.parse_frames(RFC_HELLO_MASKED, 0, 1000) == ([(True, 1, b"Hello")], 11, None)
+        assert self.frames.parse_frames(RFC_HELLO_MASKED, 0, 1000) == (
+            [(True, 1, b"Hello")],
+            11,
+            None,
+        )
 
     @pytest.mark.parametrize(
-        ("size", "form"), [(0, 7), (5, 7), (125, 7), (126, 16), (300, 16), (65535, 16), (65536, 64), (70001, 64)]
+        ("size", "form"),
+        [(0, 7), (5, 7), (125, 7), (126, 16), (300, 16), (65535, 16), (65536, 64), (70001, 64)],
     )
     def test_parse_length_forms(self, size: int, form: int) -> None:
         payload = bytes((i * 7) & 0xFF for i in range(size))
@@ -415,7 +496,9 @@ class FramesSuite:
         assert self.frames.parse_frames(buf, 0, BIG) == ([(True, 2, payload)], len(buf), None)
 
     def test_parse_fragmentation_flags(self) -> None:
-        buf = frame(1, b"a", fin=False) + frame(0, b"b", fin=False) + frame(9, b"p") + frame(0, b"c")
+        buf = (
+            frame(1, b"a", fin=False) + frame(0, b"b", fin=False) + frame(9, b"p") + frame(0, b"c")
+        )
         frames, pos, err = self.frames.parse_frames(buf, 0, 100)
         assert frames == [(False, 1, b"a"), (False, 0, b"b"), (True, 9, b"p"), (True, 0, b"c")]
         assert (pos, err) == (len(buf), None)
@@ -428,7 +511,10 @@ class FramesSuite:
         good = frame(1, b"first")
         bad = frame(opcode, b"x", fin=False)
         assert f.parse_frames(good + bad, 0, 1000) == (
-            [(True, 1, b"first")], len(good), (1002, "invalid control frame"))
+            [(True, 1, b"first")],
+            len(good),
+            (1002, "invalid control frame"),
+        )
         too_long = frame(opcode, b"y" * 126)
         assert f.parse_frames(too_long, 0, 1000) == ([], 0, (1002, "invalid control frame"))
         # The error needs the extended length: not decided on 2 or 3 bytes.
@@ -444,9 +530,17 @@ class FramesSuite:
     def test_parse_rsv_bits(self, rsv: int) -> None:
         good = frame(1, b"ok")
         buf = good + frame(1, b"bad", rsv=rsv)
-        assert self.frames.parse_frames(buf, 0, 100) == ([(True, 1, b"ok")], len(good), (1002, "reserved bits set"))
+        assert self.frames.parse_frames(buf, 0, 100) == (
+            [(True, 1, b"ok")],
+            len(good),
+            (1002, "reserved bits set"),
+        )
         # rsv is checked first, even with an unknown opcode and no mask, on 2 bytes.
-        assert self.frames.parse_frames(bytes([rsv | 0x83, 0x01]), 0, 100) == ([], 0, (1002, "reserved bits set"))
+        assert self.frames.parse_frames(bytes([rsv | 0x83, 0x01]), 0, 100) == (
+            [],
+            0,
+            (1002, "reserved bits set"),
+        )
 
     @pytest.mark.parametrize("opcode", [3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF])
     def test_parse_unknown_opcodes(self, opcode: int) -> None:
@@ -461,11 +555,22 @@ class FramesSuite:
         f = self.frames
         good = frame(1, b"ok")
         buf = good + frame(1, b"plain", mask=None)
-        assert f.parse_frames(buf, 0, 100) == ([(True, 1, b"ok")], len(good), (1002, "frame not masked"))
-        assert f.parse_frames(buf, 0, 100, True) == ([(True, 1, b"ok")], len(good), (1002, "frame not masked"))
+        assert f.parse_frames(buf, 0, 100) == (
+            [(True, 1, b"ok")],
+            len(good),
+            (1002, "frame not masked"),
+        )
+        assert f.parse_frames(buf, 0, 100, True) == (
+            [(True, 1, b"ok")],
+            len(good),
+            (1002, "frame not masked"),
+        )
         # Server side of a client: unmasked frames are the norm, masked ones still decoded.
         assert f.parse_frames(buf, 0, 100, require_mask=False) == (
-            [(True, 1, b"ok"), (True, 1, b"plain")], len(buf), None)
+            [(True, 1, b"ok"), (True, 1, b"plain")],
+            len(buf),
+            None,
+        )
         big = frame(2, b"q" * 70000, mask=None)
         assert f.parse_frames(big, 0, BIG, False) == ([(True, 2, b"q" * 70000)], len(big), None)
 
@@ -496,7 +601,11 @@ class FramesSuite:
         head = bytes([0x82, 0xFF]) + struct.pack("!Q", 1 << 63)
         assert f.parse_frames(head, 0, 1 << 70) == ([], 0, (1002, "invalid payload length"))
         head = bytes([0x82, 0xFF]) + b"\xff" * 8
-        assert f.parse_frames(head + b"mask", 0, 1 << 70) == ([], 0, (1002, "invalid payload length"))
+        assert f.parse_frames(head + b"mask", 0, 1 << 70) == (
+            [],
+            0,
+            (1002, "invalid payload length"),
+        )
         assert f.parse_frames(head[:9], 0, 1 << 70) == ([], 0, None)
         # Largest legal announce: too big for any limit we can hold, not invalid.
         head = bytes([0x82, 0xFF]) + struct.pack("!Q", (1 << 63) - 1)
@@ -580,7 +689,9 @@ class FramesSuite:
     def test_build_frame_empty_payload_mask_unchecked(self) -> None:
         # The twin appends the mask as given when there is nothing to mask.
         assert self.frames.build_frame(9, b"", mask=b"abcd") == b"\x89\x80abcd"
-        assert self.frames.build_frame(9, b"", mask=b"ab") == _frames_py.build_frame(9, b"", mask=b"ab")
+        assert self.frames.build_frame(9, b"", mask=b"ab") == _frames_py.build_frame(
+            9, b"", mask=b"ab"
+        )
 
     @pytest.mark.parametrize("mask", [b"", b"abc", b"abcde"])
     def test_build_frame_bad_mask(self, mask: bytes) -> None:
@@ -596,7 +707,7 @@ class TestFramesPython(FramesSuite):
 
 
 class TestFramesCython(FramesSuite):
-    frames = _compiled
+    frames: Any = _compiled
 
     @pytest.fixture(autouse=True)
     def _compiled_module(self) -> None:
