@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system programs the test suite talks to, from Debian's packages:
-# Node.js + npm (the real sockjs-client). Idempotent; needs root or sudo.
+# Node.js + npm (the real sockjs-client) and Chromium (the real-browser tests,
+# driven by playwright-core; nothing downloads a browser build). Idempotent and
+# quiet; needs root or sudo only when something is missing.
 set -euo pipefail
 need=()
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
@@ -19,5 +22,12 @@ if ! command -v apt-get >/dev/null 2>&1; then
   exit 1
 fi
 echo "setup-system: installing ${need[*]}" >&2
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! { $SUDO apt-get update -qq &&
+       $SUDO env DEBIAN_FRONTEND=noninteractive \
+         apt-get install -y -qq --no-install-recommends "${need[@]}"; } >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "setup-system: apt-get failed installing: ${need[*]}" >&2
+  exit 1
+fi
