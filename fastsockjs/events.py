@@ -81,10 +81,15 @@ class EventEmitter:
             except Exception:
                 _log.exception("error in %r handler %r", event, handler)
                 continue
-            if result is not None and inspect.isawaitable(result):
+            # A coroutine runs as a task; a Future or Task returned is already running.
+            if result is not None and inspect.iscoroutine(result):
                 if self._spawn is None:
                     _log.error("coroutine handler %r needs a running server", handler)
-                    result.close()  # type: ignore[attr-defined]
+                    result.close()
                 else:
-                    self._spawn(result)
+                    try:
+                        self._spawn(result)
+                    except Exception:
+                        _log.exception("could not start coroutine handler %r", handler)
+                        result.close()
         return True

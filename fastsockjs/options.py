@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from fnmatch import fnmatchcase
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -54,6 +55,22 @@ class Options:
     disconnect_delay: float = 5.0
     disable_cors: bool = False
     max_message_size: int = 1024 * 1024
+    #: Origins allowed to use this server from a browser (exact, or fnmatch
+    #: patterns such as ``https://*.example.com``); None allows any.
+    allowed_origins: tuple[str, ...] | None = None
+    #: Live sessions beyond which new ones are refused with 503 (None: no cap).
+    max_sessions: int | None = None
+    #: Per-session bound on what waits to be sent (queued plus socket buffer).
+    max_outbox_bytes: int = 8 * 1024 * 1024
+    max_outbox_messages: int = 100_000
+    #: What happens when a slow client's outbox is full: ``"close"`` the session
+    #: with 1013 "Outgoing queue full", or ``"drop"`` the new message
+    #: (``write()`` returns False and the drop is counted).
+    slow_client_policy: str = "close"
+    #: WebSocket keep-alive: ping this often; close 1011 if no pong within
+    #: ``ws_ping_timeout`` of the ping actually leaving. None disables.
+    ws_ping_interval: float | None = 25.0
+    ws_ping_timeout: float = 20.0
     logger: logging.Logger | None = None
 
     def __post_init__(self) -> None:
@@ -68,14 +85,7 @@ class Options:
         if any(c in self.sockjs_url for c in '"<>\r\n'):
             raise OptionsError("sockjs_url must not contain quotes, angle brackets or newlines")
         for name in ("heartbeat_delay", "disconnect_delay"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise OptionsError(f"{name} must be a positive number of seconds, not {value!r}")
-            if value > _MAX_DELAY:
-                raise OptionsError(
-                    f"{name}={value!r} is over an hour: fastsockjs takes seconds, "
-                    "not sockjs-node's milliseconds"
-                )
+            _check_delay(name, getattr(self, name))
         for name in ("response_limit", "max_message_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -87,6 +97,34 @@ class Options:
             )
         if not (isinstance(self.jsessionid, bool) or callable(self.jsessionid)):
             raise OptionsError("jsessionid must be True, False or a callable")
+        for name in ("max_outbox_bytes", "max_outbox_messages"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise OptionsError(f"{name} must be a positive integer, not {value!r}")
+        if self.max_sessions is not None and (
+            isinstance(self.max_sessions, bool)
+            or not isinstance(self.max_sessions, int)
+            or self.max_sessions < 1
+        ):
+            raise OptionsError(f"max_sessions must be None or a positive integer, not {self.max_sessions!r}")
+        if self.slow_client_policy not in ("close", "drop"):
+            raise OptionsError(
+                f"slow_client_policy must be 'close' or 'drop', not {self.slow_client_policy!r}"
+            )
+        if self.ws_ping_interval is not None:
+            _check_delay("ws_ping_interval", self.ws_ping_interval)
+        _check_delay("ws_ping_timeout", self.ws_ping_timeout)
+        if self.allowed_origins is not None:
+            if isinstance(self.allowed_origins, str) or not all(
+                isinstance(o, str) and o for o in self.allowed_origins
+            ):
+                raise OptionsError("allowed_origins must be a list of origin strings")
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        """Whether a request with this Origin header may be served (none: yes)."""
+        if origin is None or self.allowed_origins is None:
+            return True
+        return any(o == origin or fnmatchcase(origin, o) for o in self.allowed_origins)
 
     def enabled(self, transport: str) -> bool:
         if transport in self.disabled_transports:
@@ -99,6 +137,16 @@ class Options:
     def websocket_enabled(self) -> bool:
         """What /info reports: the SockJS-framed websocket transport is on."""
         return self.enabled("websocket")
+
+
+def _check_delay(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise OptionsError(f"{name} must be a positive number of seconds, not {value!r}")
+    if value > _MAX_DELAY:
+        raise OptionsError(
+            f"{name}={value!r} is over an hour: fastsockjs takes seconds, "
+            "not sockjs-node's milliseconds"
+        )
 
 
 _NAMES = frozenset(f.name for f in fields(Options))
@@ -116,6 +164,10 @@ def make_options(base: Options | None = None, **kwargs: Any) -> Options:
             if isinstance(value, str):
                 value = [value]
             value = frozenset(_as_iter(value))
+        elif key == "allowed_origins" and value is not None:
+            if isinstance(value, str):
+                value = [value]
+            value = tuple(_as_iter(value))
         clean[key] = value
     return replace(base, **clean) if base is not None else Options(**clean)
 

@@ -97,8 +97,11 @@ def run(
     port: int = 8081,
     fallback: Fallback | None = None,
     use_uvloop: bool = True,
+    shutdown_timeout: float = 5.0,
 ) -> None:
-    """Serve until interrupted (Ctrl-C / SIGTERM)."""
+    """Serve until SIGINT / SIGTERM, then shut down gracefully: every session
+    gets ``c[1001,"Server shutting down"]``, with ``shutdown_timeout`` seconds
+    for it to go out."""
     loop = new_event_loop() if use_uvloop else asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
 
@@ -114,7 +117,8 @@ def run(
             except (NotImplementedError, RuntimeError):
                 pass
         await stop.wait()
-        await listener.close()
+        logging.getLogger("fastsockjs").info("shutting down")
+        await listener.shutdown(shutdown_timeout)
 
     try:
         loop.run_until_complete(main())

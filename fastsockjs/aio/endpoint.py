@@ -9,7 +9,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastsockjs.options import Options
-from fastsockjs.protocol.http import Headers, Request, cors_headers, jsessionid_header, no_cache
+from fastsockjs.protocol.http import (
+    Headers,
+    HttpError,
+    Request,
+    cors_headers,
+    jsessionid_header,
+    no_cache,
+)
 from fastsockjs.protocol.session import Session
 from fastsockjs.transports.info import iframe_page
 
@@ -31,8 +38,13 @@ class Endpoint:
         self.listener = listener
         self.heartbeat_delay = float(options.heartbeat_delay)
         self.disconnect_delay = float(options.disconnect_delay)
+        self.max_outbox_bytes = options.max_outbox_bytes
+        self.max_outbox_messages = options.max_outbox_messages
+        self.drop_when_full = options.slow_client_policy == "drop"
         self.sessions: dict[str, Session] = {}
-        self.ws_sessions = 0
+        # WebSocket sessions (SockJS-framed and raw) have no id: kept for shutdown.
+        self.ws_live: set[Any] = set()
+        self.refused = 0
         self._dirty: list[Session] = []
         self._iframe = iframe_page(options.sockjs_url)
         self.log = options.logger or logging.getLogger("fastsockjs")
@@ -77,7 +89,7 @@ class Endpoint:
             if self.sessions.get(sid) is session:
                 del self.sessions[sid]
         else:
-            self.ws_sessions -= 1
+            self.ws_live.discard(session)
 
     def opened(self, connection: Connection) -> None:
         self.server.emit("connection", connection)
@@ -89,22 +101,42 @@ class Endpoint:
     def open_session(self, session_id: str) -> Session:
         session = self.sessions.get(session_id)
         if session is None:
+            self._check_capacity()
             session = Session(session_id, self)
             self.sessions[session_id] = session
         return session
 
     def new_ws_session(self) -> Session:
-        self.ws_sessions += 1
-        return Session(None, self)
+        self._check_capacity()
+        session = Session(None, self)
+        self.ws_live.add(session)
+        return session
 
     def raw_host(self) -> Endpoint:
+        self._check_capacity()
         return self
+
+    def raw_opened(self, raw: Any) -> None:
+        self.ws_live.add(raw)
+
+    def raw_closed(self, raw: Any) -> None:
+        self.ws_live.discard(raw)
+
+    @property
+    def live_sessions(self) -> int:
+        return len(self.sessions) + len(self.ws_live)
+
+    def _check_capacity(self) -> None:
+        cap = self.options.max_sessions
+        if cap is not None and self.live_sessions >= cap:
+            self.refused += 1
+            raise HttpError(503, "Too many sessions.", [("Retry-After", "5")])
 
     def session_headers(self, request: Request, headers: Headers, cors: bool = True) -> None:
         jsessionid_header(request, self.options.jsessionid, headers)
         no_cache(headers)
         if cors:
-            cors_headers(request, headers, self.options.disable_cors)
+            cors_headers(request, headers, self.options)
 
     def iframe_page(self) -> tuple[bytes, str]:
         return self._iframe
@@ -113,8 +145,8 @@ class Endpoint:
         self.server.emit("connection", connection)
 
     # -- lifecycle ---------------------------------------------------------------
-    def all_sessions(self) -> list[Session]:
-        return list(self.sessions.values())
+    def all_sessions(self) -> list[Any]:
+        return [*self.sessions.values(), *self.ws_live]
 
     def __repr__(self) -> str:
         return f"<Endpoint {self.prefix!r} sessions={len(self.sessions)}>"

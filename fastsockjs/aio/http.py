@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 _log = logging.getLogger("fastsockjs.error")
 
 _MAX_QUEUED = 16
+_INF = float("inf")
+_REQUEST = 1  # deadline for a request's head and body to arrive (slowloris)
+_IDLE = 2  # deadline for an idle keep-alive connection
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -46,6 +49,11 @@ class HttpProtocol(asyncio.Protocol):
         "_tail",
         "_upgraded",
         "_reading_paused",
+        "_header_bytes",
+        "_reject",
+        "_deadline",
+        "_deadline_kind",
+        "_armed_at",
     )
 
     def __init__(self, listener: Listener) -> None:
@@ -67,6 +75,11 @@ class HttpProtocol(asyncio.Protocol):
         self._tail = b""
         self._upgraded = False
         self._reading_paused = False
+        self._header_bytes = 0
+        self._reject: tuple[int, str] | None = None
+        self._deadline = _INF
+        self._deadline_kind = 0
+        self._armed_at = _INF
 
     # -- asyncio.Protocol ----------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -75,6 +88,34 @@ class HttpProtocol(asyncio.Protocol):
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.remote = (peer[0], peer[1])
         self.listener.connections.add(self)
+        self._set_deadline(_REQUEST, self.listener.request_timeout)
+
+    # -- deadlines (woken by the listener's shared DeadlineScheduler) -----------------
+    def _set_deadline(self, kind: int, delay: float) -> None:
+        at = self.loop.time() + delay
+        self._deadline_kind = kind
+        self._deadline = at
+        if at < self._armed_at:
+            self._armed_at = at
+            self.listener.scheduler.schedule(self, at)
+
+    def _clear_deadline(self) -> None:
+        self._deadline_kind = 0
+        self._deadline = _INF
+
+    def on_timer(self, now: float) -> None:
+        self._armed_at = _INF
+        if self.closed or not self._deadline_kind:
+            return
+        if now < self._deadline:
+            self._armed_at = self._deadline
+            self.listener.scheduler.schedule(self, self._deadline)
+            return
+        if self._deadline_kind == _REQUEST:
+            self._fail(408, "Request Timeout")
+        elif self._active is None:
+            self.transport.close()
+            self.closed = True
 
     def data_received(self, data: bytes) -> None:
         if self.ws is not None:
@@ -90,7 +131,8 @@ class HttpProtocol(asyncio.Protocol):
             self._tail = data[exc.args[0] :]
             self._next()
         except httptools.HttpParserError:
-            self._fail(400, "Bad Request")
+            status, message = self._reject or (400, "Bad Request")
+            self._fail(status, message)
 
     def eof_received(self) -> bool:
         # A client that half-closes has gone away, as far as SockJS is concerned.
@@ -115,10 +157,18 @@ class HttpProtocol(asyncio.Protocol):
         if active is not None:
             active.resumed()
         ws = self.ws
-        if ws is not None and getattr(ws.app, "wake_drainers", None) is not None:
-            ws.app.wake_drainers()
-        elif ws is not None and ws.app.session is not None:
-            ws.app.session.wake_drainers()
+        if ws is not None and ws.app is not None:
+            ws.app.writable_again()
+
+    @property
+    def busy(self) -> bool:
+        """Still answering something (a response, a WebSocket)."""
+        return not self.closed and (self._active is not None or self.ws is not None)
+
+    def close_if_idle(self) -> None:
+        if not self.busy and not self.closed and self.transport is not None:
+            self.transport.close()
+            self.closed = True
 
     # -- httptools callbacks -----------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -126,14 +176,22 @@ class HttpProtocol(asyncio.Protocol):
         self._headers = {}
         self._body = []
         self._body_size = 0
+        self._header_bytes = 0
         self._too_big = False
+        if self._deadline_kind != _REQUEST:
+            self._set_deadline(_REQUEST, self.listener.request_timeout)
 
     def on_url(self, url: bytes) -> None:
         self._url += url
         if len(self._url) > self.listener.max_request_line:
-            raise HttpError(414, "URI Too Long")
+            self._reject = (414, "URI Too Long")
+            raise ValueError("request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > self.listener.max_header_bytes:
+            self._reject = (431, "Request Header Fields Too Large")
+            raise ValueError("header block too large")
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         headers = self._headers
@@ -142,8 +200,6 @@ class HttpProtocol(asyncio.Protocol):
             headers[key] = headers[key] + ", " + text
         else:
             headers[key] = text
-        if len(headers) > 100:
-            raise HttpError(431, "Too many headers")
 
     def on_headers_complete(self) -> None:
         length = self._headers.get("content-length")
@@ -161,6 +217,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self._clear_deadline()
         parser = self.parser
         request = Request(
             parser.get_method().decode("ascii", "replace"),
@@ -213,6 +270,8 @@ class HttpProtocol(asyncio.Protocol):
             return
         if self._queue:
             self._next()
+        elif self._deadline_kind == 0:
+            self._set_deadline(_IDLE, self.listener.keepalive_timeout)
 
     def _fail(self, status: int, message: str) -> None:
         if self._active is None and not self.closed:
@@ -260,6 +319,11 @@ class Exchange:
         proto._finished(self, self.keep_alive)
 
     def error(self, err: HttpError) -> None:
+        if self._streaming and not self.done:
+            # Too late for a status line: all we can do is end the connection.
+            self.done = True
+            self.proto._fail(err.status, err.message)
+            return
         if err.status == 405:
             # The protocol wants a bare 405: no body, no content type.
             self.respond(405, err.headers)
@@ -285,7 +349,13 @@ class Exchange:
         )
         return self
 
-    def upgrade(self, app: Any, max_size: int, hixie76: bool = False) -> Any:
+    def upgrade(
+        self,
+        app: Any,
+        max_size: int,
+        hixie76: bool = False,
+        ping: tuple[float, float] | None = None,
+    ) -> Any:
         from fastsockjs.aio.websocket import Hixie76Handshake, WebSocket
 
         proto = self.proto
@@ -298,13 +368,15 @@ class Exchange:
         tail, proto._tail = proto._tail, b""
         if hixie76:
             proto.transport.write(wsproto.hixie76_response(request))
+            proto._clear_deadline()
             handshake = Hixie76Handshake(proto, request, app, max_size)
             proto.ws = handshake
             if tail:
                 handshake.data_received(tail)
             return handshake
         proto.transport.write(wsproto.handshake_response(request))
-        ws = WebSocket(proto, wsproto.Codec(max_size), app)
+        proto._clear_deadline()
+        ws = WebSocket(proto, wsproto.Codec(max_size), app, ping)
         proto.ws = ws
         ws.start(tail)
         return ws
@@ -313,6 +385,11 @@ class Exchange:
     @property
     def paused(self) -> bool:
         return self.proto.write_paused
+
+    @property
+    def buffered(self) -> int:
+        transport = self.proto.transport
+        return int(transport.get_write_buffer_size()) if transport is not None else 0
 
     def on_abort(self, callback: Any) -> None:
         self._abort = callback
@@ -352,9 +429,6 @@ class Exchange:
             callback()
 
     def resumed(self) -> None:
-        callback = self._abort
-        if callback is not None:
-            session = getattr(callback, "__self__", None)
-            session = getattr(session, "session", None)
-            if session is not None:
-                session.wake_drainers()
+        owner = getattr(self._abort, "__self__", None)
+        if owner is not None:
+            owner.writable_again()

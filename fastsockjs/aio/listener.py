@@ -33,6 +33,24 @@ Fallback = Callable[[Request], "Response | Awaitable[Response]"]
 NOT_FOUND_BODY = b"404 Error: Page not found\n"
 
 
+# Endpoints a page of any origin can drive without CORS (script tags, iframes),
+# so no Origin check can protect them: refused outright once origins are limited.
+_UNCHECKABLE = frozenset(("iframe", "htmlfile", "jsonp", "jsonp_send"))
+# Endpoints that only answer; CORS headers (or their absence) protect them.
+_ANSWER_ONLY = frozenset(("greeting", "info", "info_options", "options"))
+
+
+def _check_origin(endpoint: Endpoint, request: Request, kind: str) -> None:
+    if kind in _UNCHECKABLE:
+        raise HttpError(404, "404 Error: Page not found\n")
+    if kind in _ANSWER_ONLY:
+        return
+    headers = request.headers
+    origin = headers.get("origin", headers.get("sec-websocket-origin"))
+    if not endpoint.options.origin_allowed(origin):
+        raise HttpError(403, "Origin not allowed.")
+
+
 class Listener:
     """Owns the mounts, the deadline scheduler and the open connections."""
 
@@ -42,11 +60,25 @@ class Listener:
         *,
         max_body: int = 1024 * 1024,
         max_request_line: int = 8192,
+        max_header_bytes: int = 64 * 1024,
+        request_timeout: float = 30.0,
+        keepalive_timeout: float = 75.0,
     ) -> None:
+        """``fallback`` answers requests outside every prefix (404 without one).
+
+        Limits: ``max_body`` bytes of request body (413; raised to the largest
+        ``max_message_size`` of the mounted servers), ``max_request_line``
+        bytes of URL (414), ``max_header_bytes`` of header block (431);
+        ``request_timeout`` seconds for a request's head and body to arrive
+        (408), ``keepalive_timeout`` seconds an idle connection is kept.
+        """
         self.endpoints: list[Endpoint] = []
         self.fallback = fallback
         self.max_body = max_body
         self.max_request_line = max_request_line
+        self.max_header_bytes = max_header_bytes
+        self.request_timeout = request_timeout
+        self.keepalive_timeout = keepalive_timeout
         self.connections: set[HttpProtocol] = set()
         self.servers: list[asyncio.Server] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -117,6 +149,35 @@ class Listener:
         """The first bound port (handy after listening on port 0)."""
         return int(self.servers[0].sockets[0].getsockname()[1])
 
+    async def shutdown(
+        self, timeout: float = 5.0, code: int = 1001, reason: str = "Server shutting down"
+    ) -> None:
+        """Graceful stop: accept nothing new, close every session with ``code``,
+        let the close frames go out for at most ``timeout`` seconds, then end
+        what is left. ``'close'`` is emitted exactly once for every session."""
+        for server in self.servers:
+            server.close()
+        for conn in list(self.connections):
+            conn.close_if_idle()
+        for endpoint in self.endpoints:
+            for session in endpoint.all_sessions():
+                try:
+                    session.close(code, reason)
+                except Exception:
+                    _log.exception("closing %r at shutdown failed", session)
+        loop = self.loop
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if not any(e.live_sessions for e in self.endpoints) and not any(
+                c.busy for c in self.connections
+            ):
+                break
+            await asyncio.sleep(0.05)
+        for endpoint in self.endpoints:
+            for session in endpoint.all_sessions():
+                session.expire()
+        await self.close()
+
     async def close(self) -> None:
         for server in self.servers:
             server.close()
@@ -145,6 +206,8 @@ class Listener:
         elif isinstance(found, MethodNotAllowed):
             raise HttpError(405, "", [("Allow", ", ".join(found.allowed))])
         else:
+            if endpoint.options.allowed_origins is not None:
+                _check_origin(endpoint, request, found.kind)
             HANDLERS[found.kind](endpoint, request, exchange, found)
 
     def _fallback(self, request: Request, exchange: Exchange) -> None:

@@ -16,12 +16,35 @@ _log = logging.getLogger("fastsockjs.error")
 
 #: How long we wait for the peer's close frame after sending ours.
 CLOSE_TIMEOUT = 5.0
+_INF = float("inf")
 
 
 class WebSocket:
-    __slots__ = ("proto", "transport", "codec", "app", "close_sent", "closed", "_timer")
+    """Keep-alive: with ``ping=(interval, timeout)`` a ping is sent after
+    ``interval`` seconds, and the peer is dropped (1011) if no pong came
+    ``timeout`` seconds after the ping actually left: the clock starts once
+    every byte queued before the ping has reached the kernel, so a large
+    send on a slow link is not taken for a dead peer."""
 
-    def __init__(self, proto: HttpProtocol, codec: Any, app: Any) -> None:
+    __slots__ = (
+        "proto",
+        "transport",
+        "codec",
+        "app",
+        "close_sent",
+        "closed",
+        "_timer",
+        "_ping",
+        "_written",
+        "_ping_end",
+        "_ping_left_at",
+        "_next_at",
+        "_armed_at",
+    )
+
+    def __init__(
+        self, proto: HttpProtocol, codec: Any, app: Any, ping: tuple[float, float] | None = None
+    ) -> None:
         self.proto = proto
         self.transport = proto.transport
         self.codec = codec
@@ -29,10 +52,67 @@ class WebSocket:
         self.close_sent = False
         self.closed = False
         self._timer: Any = None
+        self._ping = ping
+        self._written = 0  # bytes handed to the transport (for ping departure)
+        self._ping_end = 0  # _written just after the outstanding ping; 0: none
+        self._ping_left_at = 0.0
+        self._next_at = 0.0
+        self._armed_at = _INF
+        if ping is not None and isinstance(codec, wsproto.Codec):
+            self._rearm(self.proto.loop.time() + ping[0])
 
     @property
     def paused(self) -> bool:
         return self.proto.write_paused
+
+    @property
+    def buffered(self) -> int:
+        return int(self.transport.get_write_buffer_size())
+
+    # -- keep-alive ----------------------------------------------------------------
+    def _rearm(self, at: float) -> None:
+        self._next_at = at
+        if at < self._armed_at:
+            self._armed_at = at
+            self.proto.listener.scheduler.schedule(self, at)
+
+    def on_timer(self, now: float) -> None:
+        self._armed_at = _INF
+        if self.closed or self._ping is None:
+            return
+        interval, timeout = self._ping
+        if now < self._next_at:
+            self._rearm(self._next_at)
+            return
+        if self._ping_end:
+            if not self._ping_left_at:
+                sent = self._written - self.transport.get_write_buffer_size()
+                if sent >= self._ping_end:
+                    self._ping_left_at = now
+                # Check again soon; until the ping has left, the peer is not late.
+                self._rearm(now + min(1.0, timeout))
+                return
+            if now - self._ping_left_at >= timeout:
+                self._fail_keepalive()
+                return
+            self._rearm(self._ping_left_at + timeout)
+            return
+        if self.close_sent:
+            return
+        self._write(self.codec.ping(b"fastsockjs"))
+        self._ping_end = self._written
+        self._ping_left_at = now if self.transport.get_write_buffer_size() == 0 else 0.0
+        self._rearm(now + (min(1.0, timeout) if not self._ping_left_at else timeout))
+
+    def _fail_keepalive(self) -> None:
+        if not self.close_sent:
+            self.close_sent = True
+            self._write(self.codec.close(1011, "keepalive ping timeout"))
+        self._shutdown()
+
+    def _write(self, data: bytes) -> None:
+        self._written += len(data)
+        self.transport.write(data)
 
     def start(self, tail: bytes) -> None:
         self.app.on_open(self)
@@ -50,7 +130,12 @@ class WebSocket:
                     app.on_text(payload)
             elif kind == wsproto.PING:
                 if not self.close_sent:
-                    self.transport.write(self.codec.pong(payload))
+                    self._write(self.codec.pong(payload))
+            elif kind == wsproto.PONG:
+                if self._ping_end and self._ping is not None:
+                    self._ping_end = 0
+                    self._ping_left_at = 0.0
+                    self._rearm(self.proto.loop.time() + self._ping[0])
             elif kind == wsproto.BINARY:
                 if not self.close_sent:
                     app.on_binary(payload)
@@ -60,27 +145,29 @@ class WebSocket:
                     # Echo the code (RFC 6455 5.5.1); 1005 means "none given".
                     self.close_sent = True
                     echo = None if code == wsproto.CLOSE_NO_STATUS else code
-                    self.transport.write(self.codec.close(echo, ""))
+                    self._write(self.codec.close(echo, ""))
                 self._shutdown()
                 return
             elif kind == wsproto.FAIL:
                 code, reason = payload
                 if not self.close_sent:
                     self.close_sent = True
-                    self.transport.write(self.codec.close(code, reason))
+                    self._write(self.codec.close(code, reason))
                 self._shutdown()
                 return
 
     def send_text(self, text: str) -> None:
         if not self.close_sent:
-            self.transport.write(self.codec.text(text))
+            data = self.codec.text(text)
+            self._written += len(data)
+            self.transport.write(data)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake; the socket closes when the peer answers."""
         if self.close_sent or self.closed:
             return
         self.close_sent = True
-        self.transport.write(self.codec.close(code, reason))
+        self._write(self.codec.close(code, reason))
         if isinstance(self.codec, wsproto.Hixie76Codec):
             self._shutdown()
             return
@@ -135,7 +222,7 @@ class Hixie76Handshake:
             self.proto.transport.close()
             return
         self.proto.transport.write(answer)
-        ws = WebSocket(self.proto, wsproto.Hixie76Codec(self.max_size), self.app)
+        ws = WebSocket(self.proto, wsproto.Hixie76Codec(self.max_size), self.app, None)
         self.proto.ws = ws
         ws.start(rest)
 

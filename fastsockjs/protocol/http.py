@@ -126,11 +126,17 @@ def head(
     return "\r\n".join(lines).encode("latin-1")
 
 
-def cors_headers(request: Request, out: Headers, disable: bool) -> None:
-    """sockjs-node's CORS policy: echo the Origin (``null`` too) with credentials."""
-    if disable:
+def cors_headers(request: Request, out: Headers, options: Any) -> None:
+    """sockjs-node's CORS policy: echo the Origin (``null`` too) with credentials.
+
+    With ``allowed_origins`` set, an Origin not in it gets no CORS headers at
+    all, so the browser keeps the answer from the page.
+    """
+    if options.disable_cors:
         return
     origin = request.headers.get("origin")
+    if origin and not options.origin_allowed(origin):
+        return
     if origin:
         out.append(("Access-Control-Allow-Origin", origin))
         out.append(("Access-Control-Allow-Credentials", "true"))

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["ReadyState", "Session", "SessionHost", "Receiver", "ANOTHER_CONNECTION"]
 
 ANOTHER_CONNECTION = frames.close_frame(2010, "Another connection still open")
+OUTBOX_FULL = (1013, "Outgoing queue full")
 
 
 class ReadyState(enum.IntEnum):
@@ -55,6 +56,9 @@ class SessionHost(Protocol):
     heartbeat_delay: float
     disconnect_delay: float
     prefix: str
+    max_outbox_bytes: int
+    max_outbox_messages: int
+    drop_when_full: bool
 
     def now(self) -> float: ...
     def schedule(self, session: Session, at: float) -> None: ...
@@ -75,6 +79,8 @@ class Receiver(Protocol):
 
     @property
     def paused(self) -> bool: ...
+    @property
+    def buffered(self) -> int: ...
     def send_frame(self, frame: str) -> None: ...
     def send_messages(self, quoted: list[str]) -> None: ...
     def heartbeat(self) -> None: ...
@@ -93,6 +99,8 @@ class Session:
         "host",
         "state",
         "outbox",
+        "outbox_bytes",
+        "dropped",
         "recv",
         "connection",
         "close_frame",
@@ -111,6 +119,8 @@ class Session:
         self.host = host
         self.state = ReadyState.CONNECTING
         self.outbox: list[str] = []
+        self.outbox_bytes = 0
+        self.dropped = 0
         self.recv: Receiver | None = None
         self.close_frame = ""
         self._deadline = math.inf
@@ -200,27 +210,46 @@ class Session:
     def _drain_outbox_to(self, recv: Receiver) -> None:
         if self.outbox:
             batch, self.outbox = self.outbox, []
+            self.outbox_bytes = 0
             recv.send_messages(batch)
 
     # -- application side --------------------------------------------------
     def send(self, message: str) -> bool:
         if self.state is not ReadyState.OPEN:
             return False
-        self.outbox.append(frames.quote(message))
-        if self.recv is not None and not self._flush_pending:
-            self._flush_pending = True
-            self.host.request_flush(self)
-        return True
+        return self.send_quoted(frames.quote(message))
 
     def send_quoted(self, quoted: str) -> bool:
         """Queue an already-quoted message (broadcast encodes once for all)."""
         if self.state is not ReadyState.OPEN:
             return False
+        host = self.host
+        size = self.outbox_bytes + len(quoted)
+        recv = self.recv
+        # The socket buffer counts too, but is only worth asking about once the
+        # transport has pushed back (paused): until then it is small.
+        if (
+            size > host.max_outbox_bytes
+            or len(self.outbox) >= host.max_outbox_messages
+            or (recv is not None and recv.paused and size + recv.buffered > host.max_outbox_bytes)
+        ):
+            return self._overflow()
         self.outbox.append(quoted)
-        if self.recv is not None and not self._flush_pending:
+        self.outbox_bytes = size
+        if recv is not None and not self._flush_pending:
             self._flush_pending = True
-            self.host.request_flush(self)
+            host.request_flush(self)
         return True
+
+    def _overflow(self) -> bool:
+        """The client cannot keep up: apply the slow-client policy."""
+        self.dropped += 1
+        if not self.host.drop_when_full:
+            # What is queued will never be read in time: close straight away.
+            self.outbox = []
+            self.outbox_bytes = 0
+            self.close(*OUTBOX_FULL)
+        return False
 
     def flush(self) -> None:
         """Write the outbox as one frame (the host calls this at end of turn)."""
@@ -229,6 +258,7 @@ class Session:
         if recv is None or not self.outbox:
             return
         batch, self.outbox = self.outbox, []
+        self.outbox_bytes = 0
         recv.send_messages(batch)
         if self.recv is not None:
             self._set_deadline(_HEARTBEAT, self.host.now() + self.host.heartbeat_delay)
@@ -265,6 +295,7 @@ class Session:
         self.state = ReadyState.CLOSED
         self._clear_deadline()
         self.outbox = []
+        self.outbox_bytes = 0
         if not self.close_frame:
             self.close_frame = frames.close_frame(1002, "Connection interrupted")
         self.host.forget(self)

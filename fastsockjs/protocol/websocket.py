@@ -47,7 +47,7 @@ def check_handshake(request: Request) -> str:
     Raises HttpError(400) with the reason sockjs-node gives.
     """
     h = request.headers
-    if h.get("upgrade", "").lower() != "websocket":
+    if h.get("upgrade", "").lower() != "websocket" or not request.upgrade:
         raise HttpError(400, 'Can "Upgrade" only to "WebSocket".')
     if "upgrade" not in _tokens(h.get("connection", "")):
         raise HttpError(400, '"Connection" must be "Upgrade".')

@@ -19,6 +19,8 @@ class Sink(Protocol):
 
     @property
     def paused(self) -> bool: ...
+    @property
+    def buffered(self) -> int: ...
     def write(self, data: bytes) -> None: ...
     def end(self) -> None: ...
     def on_abort(self, callback: Any) -> None: ...
@@ -29,7 +31,13 @@ class Exchange(Protocol):
 
     def respond(self, status: int, headers: Headers, body: bytes = b"") -> None: ...
     def stream(self, status: int, headers: Headers) -> Sink: ...
-    def upgrade(self, app: Any, max_size: int, hixie76: bool = False) -> Any: ...
+    def upgrade(
+        self,
+        app: Any,
+        max_size: int,
+        hixie76: bool = False,
+        ping: tuple[float, float] | None = None,
+    ) -> Any: ...
 
 
 class Endpoint(Protocol):
@@ -75,6 +83,15 @@ class StreamReceiver:
     def paused(self) -> bool:
         return self.sink.paused
 
+    @property
+    def buffered(self) -> int:
+        return self.sink.buffered
+
+    def writable_again(self) -> None:
+        session = self.session
+        if session is not None:
+            session.wake_drainers()
+
     def send_frame(self, frame: str) -> None:
         if self.done:
             return
@@ -110,9 +127,11 @@ class StreamReceiver:
             session.detach(self)
 
 
-def attach(endpoint: Endpoint, route: Route, request: Request, recv: StreamReceiver) -> None:
+def open_session(endpoint: Endpoint, route: Route) -> Session:
+    """The route's session, created if new (before any response is started,
+    so that a refusal can still be a clean HTTP error)."""
     assert route.session_id is not None
-    endpoint.open_session(route.session_id).attach(recv, request)
+    return endpoint.open_session(route.session_id)
 
 
 def decode_body(text: str | None) -> list[Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastsockjs.protocol.http import Headers, Request
 from fastsockjs.protocol.routing import Route
-from fastsockjs.transports.base import Endpoint, Exchange, StreamReceiver, attach
+from fastsockjs.transports.base import Endpoint, Exchange, StreamReceiver, open_session
 
 # sockjs-client runs decodeURI on every event, so '%' must be escaped too;
 # CR, LF and NUL would break the event framing.
@@ -22,7 +22,8 @@ class EventSourceReceiver(StreamReceiver):
 def eventsource(endpoint: Endpoint, request: Request, exchange: Exchange, route: Route) -> None:
     headers: Headers = [("Content-Type", "text/event-stream")]
     endpoint.session_headers(request, headers)
+    session = open_session(endpoint, route)
     sink = exchange.stream(200, headers)
     # Opera needed one more line break before the first event.
     sink.write(b"\r\n")
-    attach(endpoint, route, request, EventSourceReceiver(sink, endpoint.options.response_limit))
+    session.attach(EventSourceReceiver(sink, endpoint.options.response_limit), request)

@@ -7,7 +7,7 @@ import re
 
 from fastsockjs.protocol.http import TEXT_HTML, Headers, HttpError, Request
 from fastsockjs.protocol.routing import Route
-from fastsockjs.transports.base import Endpoint, Exchange, StreamReceiver, attach
+from fastsockjs.transports.base import Endpoint, Exchange, StreamReceiver, open_session
 
 CALLBACK_RE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 
@@ -60,6 +60,7 @@ def htmlfile(endpoint: Endpoint, request: Request, exchange: Exchange, route: Ro
     callback = callback_param(request)
     headers: Headers = [("Content-Type", TEXT_HTML)]
     endpoint.session_headers(request, headers, cors=False)
+    session = open_session(endpoint, route)
     sink = exchange.stream(200, headers)
     sink.write(prelude(callback))
-    attach(endpoint, route, request, HtmlFileReceiver(sink, endpoint.options.response_limit))
+    session.attach(HtmlFileReceiver(sink, endpoint.options.response_limit), request)

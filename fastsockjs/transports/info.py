@@ -61,14 +61,14 @@ def info(endpoint: Endpoint, request: Request, exchange: Exchange, route: Route)
     data["entropy"] = secrets.randbits(32)
     headers: Headers = [("Content-Type", APPLICATION_JSON)]
     no_cache(headers)
-    cors_headers(request, headers, options.disable_cors)
+    cors_headers(request, headers, options)
     exchange.respond(200, headers, json.dumps(data).encode("ascii"))
 
 
 def _preflight(endpoint: Endpoint, request: Request, exchange: Exchange, methods: str) -> None:
     headers: Headers = []
     jsessionid_header(request, endpoint.options.jsessionid, headers)
-    cors_headers(request, headers, endpoint.options.disable_cors)
+    cors_headers(request, headers, endpoint.options)
     cache_for_a_year(headers)
     headers.append(("Access-Control-Allow-Methods", methods))
     headers.append(("Access-Control-Max-Age", str(ONE_YEAR)))

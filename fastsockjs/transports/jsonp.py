@@ -10,7 +10,7 @@ from fastsockjs.transports.base import (
     Endpoint,
     Exchange,
     StreamReceiver,
-    attach,
+    open_session,
     body_text,
     decode_body,
     deliver,
@@ -38,8 +38,9 @@ def jsonp(endpoint: Endpoint, request: Request, exchange: Exchange, route: Route
         ("X-Content-Type-Options", "nosniff"),
     ]
     endpoint.session_headers(request, headers, cors=False)
+    session = open_session(endpoint, route)
     sink = exchange.stream(200, headers)
-    attach(endpoint, route, request, JsonpReceiver(sink, callback))
+    session.attach(JsonpReceiver(sink, callback), request)
 
 
 def jsonp_send(endpoint: Endpoint, request: Request, exchange: Exchange, route: Route) -> None:

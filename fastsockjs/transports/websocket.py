@@ -68,6 +68,15 @@ class WebSocketReceiver:
     def paused(self) -> bool:
         return bool(self.ws is not None and self.ws.paused)
 
+    @property
+    def buffered(self) -> int:
+        return self.ws.buffered if self.ws is not None else 0
+
+    def writable_again(self) -> None:
+        session = self.session
+        if session is not None:
+            session.wake_drainers()
+
     def send_frame(self, frame: str) -> None:
         if not self.done:
             self.ws.send_text(frame)
@@ -110,7 +119,13 @@ def sockjs_websocket(endpoint: Endpoint, request: Request, exchange: Exchange, r
         WebSocketReceiver(session, request),
         endpoint.options.max_message_size,
         hixie76=kind == "hixie76",
+        ping=_ping(endpoint),
     )
+
+
+def _ping(endpoint: Endpoint) -> tuple[float, float] | None:
+    interval = endpoint.options.ws_ping_interval
+    return None if interval is None else (interval, endpoint.options.ws_ping_timeout)
 
 
 class RawSession:
@@ -133,6 +148,7 @@ class RawSession:
     def on_open(self, ws: Any) -> None:
         self.ws = ws
         self.state = ReadyState.OPEN
+        self.host.raw_opened(self)
         self.connection._fill(self.request, "websocket-raw", self.host.prefix)
         self.host.opened(self.connection)
 
@@ -147,6 +163,7 @@ class RawSession:
         if self.state is ReadyState.CLOSED:
             return
         self.state = ReadyState.CLOSED
+        self.host.raw_closed(self)
         self.wake_drainers()
         self.connection.emit("close")
         self.connection.remove_all_listeners()
@@ -165,6 +182,12 @@ class RawSession:
         self.ws.close(code, reason)
         return True
 
+    def expire(self) -> None:
+        """End now (shutdown): drop the socket; ``'close'`` follows from it."""
+        if self.ws is not None:
+            self.ws.abort()
+        self.on_closed()
+
     @property
     def drained(self) -> bool:
         return self.state is ReadyState.CLOSED or not self.ws.paused
@@ -179,6 +202,9 @@ class RawSession:
             self._waiters.append(fut)
         return fut
 
+    def writable_again(self) -> None:
+        self.wake_drainers()
+
     def wake_drainers(self) -> None:
         waiters = self._waiters
         if waiters and self.drained:
@@ -191,7 +217,11 @@ class RawSession:
 def raw_websocket(endpoint: Endpoint, request: Request, exchange: Exchange, route: Route) -> None:
     if check_handshake(request) == "hixie76":
         raise HttpError(400, "Only supported WebSocket protocol is RFC 6455.")
-    exchange.upgrade(RawSession(endpoint.raw_host(), request), endpoint.options.max_message_size)
+    exchange.upgrade(
+        RawSession(endpoint.raw_host(), request),
+        endpoint.options.max_message_size,
+        ping=_ping(endpoint),
+    )
 
 
 __all__ = ["sockjs_websocket", "raw_websocket", "WebSocketReceiver", "RawSession"]

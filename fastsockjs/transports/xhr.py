@@ -8,7 +8,7 @@ from fastsockjs.transports.base import (
     Endpoint,
     Exchange,
     StreamReceiver,
-    attach,
+    open_session,
     body_text,
     decode_body,
     deliver,
@@ -38,16 +38,18 @@ class XhrStreamingReceiver(XhrReceiver):
 def xhr_polling(endpoint: Endpoint, request: Request, exchange: Exchange, route: Route) -> None:
     headers: Headers = [("Content-Type", APPLICATION_JS)]
     endpoint.session_headers(request, headers)
+    session = open_session(endpoint, route)
     sink = exchange.stream(200, headers)
-    attach(endpoint, route, request, XhrPollingReceiver(sink, 1))
+    session.attach(XhrPollingReceiver(sink, 1), request)
 
 
 def xhr_streaming(endpoint: Endpoint, request: Request, exchange: Exchange, route: Route) -> None:
     headers: Headers = [("Content-Type", APPLICATION_JS)]
     endpoint.session_headers(request, headers)
+    session = open_session(endpoint, route)
     sink = exchange.stream(200, headers)
     sink.write(PRELUDE)
-    attach(endpoint, route, request, XhrStreamingReceiver(sink, endpoint.options.response_limit))
+    session.attach(XhrStreamingReceiver(sink, endpoint.options.response_limit), request)
 
 
 def xhr_send(endpoint: Endpoint, request: Request, exchange: Exchange, route: Route) -> None:

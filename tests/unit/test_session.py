@@ -16,6 +16,9 @@ class FakeHost:
     """Clock, timer heap, end-of-turn flush and deferred calls, all by hand."""
 
     prefix = "/t"
+    max_outbox_bytes = 1000
+    max_outbox_messages = 10
+    drop_when_full = False
 
     def __init__(self, heartbeat: float = 25.0, disconnect: float = 5.0) -> None:
         self.heartbeat_delay = heartbeat
@@ -93,6 +96,7 @@ class Recv:
         self.session: Session | None = None
         self.finished = False
         self.paused = False
+        self.buffered = 0
 
     def send_frame(self, frame: str) -> None:
         if self.finished:
@@ -305,3 +309,36 @@ def test_non_string_writes_are_sent_as_json(host: FakeHost) -> None:
     s.connection.write({"a": [1, "é"]})
     host.end_turn()
     assert r.frames[-1] == 'a["5","{\\"a\\":[1,\\"é\\"]}"]'
+
+
+def test_full_outbox_closes_the_session_by_default(host: FakeHost) -> None:
+    s, r, closes = opened(host, Recv(limit=1))  # no receiver: everything queues
+    for i in range(10):
+        assert s.connection.write(str(i))
+    assert not s.connection.write("one too many")
+    assert s.state is ReadyState.CLOSING
+    assert s.outbox == []
+    r2 = Recv()
+    s.attach(r2)
+    assert r2.frames == ['c[1013,"Outgoing queue full"]']
+
+
+def test_full_outbox_drops_with_the_drop_policy(host: FakeHost) -> None:
+    host.drop_when_full = True
+    s, r, _ = opened(host, Recv(limit=1))
+    assert s.connection.write("x" * 900)
+    assert not s.connection.write("y" * 200)  # over max_outbox_bytes
+    assert s.dropped == 1 and s.state is ReadyState.OPEN
+    r2 = Recv(limit=1)
+    s.attach(r2)
+    assert r2.frames == ['a["' + "x" * 900 + '"]']
+
+
+def test_socket_backlog_counts_once_the_transport_pushes_back(host: FakeHost) -> None:
+    host.drop_when_full = True
+    s, r, _ = opened(host)
+    r.paused = True
+    r.buffered = 990
+    assert not s.connection.write("0123456789abc")
+    r.paused = False
+    assert s.connection.write("0123456789abc")
