@@ -46,6 +46,32 @@ class Server(EventEmitter):
             self._spawn = self.endpoints[0].listener.spawn
         return super().emit(event, *args)
 
+    def stats(self) -> dict[str, Any]:
+        """Sessions by transport, opened/closed totals, messages in and out,
+        queued bytes, drops and refusals by reason: summed over every mount."""
+        total: dict[str, Any] = {
+            "sessions": 0,
+            "sessions_by_transport": {},
+            "opened": 0,
+            "closed": 0,
+            "messages_in": 0,
+            "messages_out": 0,
+            "dropped": 0,
+            "queued_bytes": 0,
+            "refused": {},
+        }
+        for endpoint in self.endpoints:
+            part = endpoint.stats()
+            for key, value in part.items():
+                if isinstance(value, dict):
+                    into = total[key]
+                    for k, v in value.items():
+                        into[k] = into.get(k, 0) + v
+                elif key != "prefix":
+                    total[key] += value
+        total["mounts"] = [e.prefix for e in self.endpoints]
+        return total
+
     def connections(self) -> list[Connection]:
         """Every open connection of this server (all prefixes, HTTP sessions)."""
         out = []

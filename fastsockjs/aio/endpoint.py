@@ -44,7 +44,13 @@ class Endpoint:
         self.sessions: dict[str, Session] = {}
         # WebSocket sessions (SockJS-framed and raw) have no id: kept for shutdown.
         self.ws_live: set[Any] = set()
-        self.refused = 0
+        # Counters for stats() (plain ints: incremented on hot paths).
+        self.messages_in = 0
+        self.messages_out = 0
+        self.dropped = 0
+        self.opened_total = 0
+        self.closed_total = 0
+        self.refusals: dict[str, int] = {}
         self._dirty: list[Session] = []
         self._iframe = iframe_page(options.sockjs_url)
         self.log = options.logger or logging.getLogger("fastsockjs")
@@ -84,6 +90,8 @@ class Endpoint:
         self.listener.spawn(awaitable)
 
     def forget(self, session: Session) -> None:
+        if session.state == 3 and session.connection.protocol:
+            self.closed_total += 1
         sid = session.session_id
         if sid is not None:
             if self.sessions.get(sid) is session:
@@ -92,6 +100,7 @@ class Endpoint:
             self.ws_live.discard(session)
 
     def opened(self, connection: Connection) -> None:
+        self.opened_total += 1
         self.server.emit("connection", connection)
 
     # -- Endpoint (for transports) -------------------------------------------------
@@ -120,6 +129,8 @@ class Endpoint:
         self.ws_live.add(raw)
 
     def raw_closed(self, raw: Any) -> None:
+        if raw in self.ws_live:
+            self.closed_total += 1
         self.ws_live.discard(raw)
 
     @property
@@ -129,7 +140,6 @@ class Endpoint:
     def _check_capacity(self) -> None:
         cap = self.options.max_sessions
         if cap is not None and self.live_sessions >= cap:
-            self.refused += 1
             raise HttpError(503, "Too many sessions.", [("Retry-After", "5")])
 
     def session_headers(self, request: Request, headers: Headers, cors: bool = True) -> None:
@@ -147,6 +157,36 @@ class Endpoint:
     # -- lifecycle ---------------------------------------------------------------
     def all_sessions(self) -> list[Any]:
         return [*self.sessions.values(), *self.ws_live]
+
+    def refused(self, reason: str) -> None:
+        self.refusals[reason] = self.refusals.get(reason, 0) + 1
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and gauges of this mount (cheap enough to poll)."""
+        by_transport: dict[str, int] = {}
+        queued = 0
+        for session in self.all_sessions():
+            protocol = session.connection.protocol or "connecting"
+            by_transport[protocol] = by_transport.get(protocol, 0) + 1
+            queued += getattr(session, "outbox_bytes", 0)
+            recv = getattr(session, "recv", None) or getattr(session, "ws", None)
+            if recv is not None:
+                try:
+                    queued += int(recv.buffered)
+                except Exception:  # noqa: BLE001 - a closing transport
+                    pass
+        return {
+            "prefix": self.prefix,
+            "sessions": self.live_sessions,
+            "sessions_by_transport": by_transport,
+            "opened": self.opened_total,
+            "closed": self.closed_total,
+            "messages_in": self.messages_in,
+            "messages_out": self.messages_out,
+            "dropped": self.dropped,
+            "queued_bytes": queued,
+            "refused": dict(self.refusals),
+        }
 
     def __repr__(self) -> str:
         return f"<Endpoint {self.prefix!r} sessions={len(self.sessions)}>"

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from fastsockjs.aio.listener import Listener
 
 _log = logging.getLogger("fastsockjs.error")
+_access = logging.getLogger("fastsockjs.access")
 
 _MAX_QUEUED = 16
 _INF = float("inf")
@@ -117,7 +118,13 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.close()
             self.closed = True
 
+    def send(self, data: bytes) -> None:
+        """Write to the socket, counting bytes for stats()."""
+        self.listener.bytes_out += len(data)
+        self.transport.write(data)
+
     def data_received(self, data: bytes) -> None:
+        self.listener.bytes_in += len(data)
         if self.ws is not None:
             self.ws.data_received(data)
             return
@@ -274,9 +281,13 @@ class HttpProtocol(asyncio.Protocol):
             self._set_deadline(_IDLE, self.listener.keepalive_timeout)
 
     def _fail(self, status: int, message: str) -> None:
+        errors = self.listener.http_errors
+        errors[status] = errors.get(status, 0) + 1
+        if _access.isEnabledFor(logging.INFO):
+            _access.info("%s - %d %s (connection closed)", self.remote[0], status, message)
         if self._active is None and not self.closed:
             body = message.encode("utf-8")
-            self.transport.write(
+            self.send(
                 head(status, [("Content-Type", TEXT_PLAIN)], content_length=len(body),
                      keep_alive=False) + body
             )
@@ -287,11 +298,24 @@ class HttpProtocol(asyncio.Protocol):
 class Exchange:
     """One request/response on an HttpProtocol; also the response Sink when streaming."""
 
-    __slots__ = ("proto", "request", "done", "chunked", "keep_alive", "_head", "_abort", "_streaming")
+    __slots__ = (
+        "proto",
+        "request",
+        "done",
+        "chunked",
+        "keep_alive",
+        "status",
+        "started",
+        "_head",
+        "_abort",
+        "_streaming",
+    )
 
     def __init__(self, proto: HttpProtocol, request: Request) -> None:
         self.proto = proto
         self.request = request
+        self.status = 0
+        self.started = proto.loop.time()
         self.done = False
         self.chunked = False
         self.keep_alive = request.keep_alive and not request.upgrade
@@ -307,6 +331,9 @@ class Exchange:
         proto = self.proto
         if proto.closed:
             return
+        self.status = status
+        if _access.isEnabledFor(logging.INFO):
+            self._log(status)
         bodyless = status in (204, 304) or status < 200
         data = head(
             status,
@@ -315,10 +342,19 @@ class Exchange:
             content_length=None if bodyless else len(body),
             keep_alive=self.keep_alive,
         )
-        proto.transport.write(data + body if body and not bodyless else data)
+        proto.send(data + body if body and not bodyless else data)
         proto._finished(self, self.keep_alive)
 
+    def _log(self, status: int, note: str = "") -> None:
+        r = self.request
+        ms = (self.proto.loop.time() - self.started) * 1000
+        _access.info("%s - %s %s HTTP/%s %d %.1fms%s", r.remote[0], r.method, r.url, r.version,
+                     status, ms, note)
+
     def error(self, err: HttpError) -> None:
+        if err.status >= 400:
+            errors = self.proto.listener.http_errors
+            errors[err.status] = errors.get(err.status, 0) + 1
         if self._streaming and not self.done:
             # Too late for a status line: all we can do is end the connection.
             self.done = True
@@ -337,6 +373,7 @@ class Exchange:
     def stream(self, status: int, headers: Headers) -> Exchange:
         """Start a streamed response; returns the sink frames are written to."""
         self._streaming = True
+        self.status = status
         self.chunked = self.request.version == "1.1"
         if not self.chunked:
             self.keep_alive = False  # HTTP/1.0: the end of the body is the close
@@ -367,14 +404,16 @@ class Exchange:
         proto._active = None
         tail, proto._tail = proto._tail, b""
         if hixie76:
-            proto.transport.write(wsproto.hixie76_response(request))
+            proto.send(wsproto.hixie76_response(request))
             proto._clear_deadline()
             handshake = Hixie76Handshake(proto, request, app, max_size)
             proto.ws = handshake
             if tail:
                 handshake.data_received(tail)
             return handshake
-        proto.transport.write(wsproto.handshake_response(request))
+        proto.send(wsproto.handshake_response(request))
+        if _access.isEnabledFor(logging.INFO):
+            self._log(101, " (websocket)")
         proto._clear_deadline()
         ws = WebSocket(proto, wsproto.Codec(max_size), app, ping)
         proto.ws = ws
@@ -402,7 +441,7 @@ class Exchange:
         if self._head:
             data = self._head + data
             self._head = b""
-        self.proto.transport.write(data)
+        self.proto.send(data)
 
     def end(self) -> None:
         if self.done:
@@ -411,12 +450,14 @@ class Exchange:
         proto = self.proto
         if proto.closed:
             return
+        if _access.isEnabledFor(logging.INFO):
+            self._log(self.status, " (stream ended)")
         tail = b"0\r\n\r\n" if self.chunked else b""
         if self._head:
             tail = self._head + tail
             self._head = b""
         if tail:
-            proto.transport.write(tail)
+            proto.send(tail)
         proto._finished(self, self.keep_alive)
 
     def lost(self) -> None:
@@ -424,6 +465,8 @@ class Exchange:
         if self.done:
             return
         self.done = True
+        if _access.isEnabledFor(logging.INFO):
+            self._log(self.status, " (client went away)")
         callback, self._abort = self._abort, None
         if callback is not None:
             callback()

@@ -51,6 +51,16 @@ def _check_origin(endpoint: Endpoint, request: Request, kind: str) -> None:
         raise HttpError(403, "Origin not allowed.")
 
 
+_REFUSAL = {
+    400: "bad_request",
+    403: "origin",
+    404: "unknown_session",
+    413: "too_large",
+    500: "bad_payload",
+    503: "capacity",
+}
+
+
 class Listener:
     """Owns the mounts, the deadline scheduler and the open connections."""
 
@@ -63,6 +73,7 @@ class Listener:
         max_header_bytes: int = 64 * 1024,
         request_timeout: float = 30.0,
         keepalive_timeout: float = 75.0,
+        metrics_path: str | None = None,
     ) -> None:
         """``fallback`` answers requests outside every prefix (404 without one).
 
@@ -71,7 +82,12 @@ class Listener:
         bytes of URL (414), ``max_header_bytes`` of header block (431);
         ``request_timeout`` seconds for a request's head and body to arrive
         (408), ``keepalive_timeout`` seconds an idle connection is kept.
+        ``metrics_path`` (e.g. ``"/metrics"``) serves Prometheus metrics there
+        (needs the ``prometheus`` extra); off by default.
         """
+        self.metrics_path = metrics_path
+        if metrics_path is not None:
+            import prometheus_client  # noqa: F401 - fail at construction, not per scrape
         self.endpoints: list[Endpoint] = []
         self.fallback = fallback
         self.max_body = max_body
@@ -80,6 +96,9 @@ class Listener:
         self.request_timeout = request_timeout
         self.keepalive_timeout = keepalive_timeout
         self.connections: set[HttpProtocol] = set()
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.http_errors: dict[int, int] = {}
         self.servers: list[asyncio.Server] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduler: DeadlineScheduler | None = None
@@ -178,6 +197,16 @@ class Listener:
                 session.expire()
         await self.close()
 
+    def stats(self) -> dict[str, Any]:
+        """Listener-wide figures plus each mount's (see Server.stats())."""
+        return {
+            "connections": len(self.connections),
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "http_errors": dict(self.http_errors),
+            "endpoints": [e.stats() for e in self.endpoints],
+        }
+
     async def close(self) -> None:
         for server in self.servers:
             server.close()
@@ -193,6 +222,12 @@ class Listener:
     # -- requests ------------------------------------------------------------------
     def dispatch(self, request: Request, exchange: Exchange) -> None:
         path = request.path
+        if path == self.metrics_path and request.method == "GET":
+            from fastsockjs.metrics import exposition
+
+            body, ctype = exposition(self)
+            exchange.respond(200, [("Content-Type", ctype)], body)
+            return
         for endpoint in self.endpoints:
             if owns(endpoint.prefix, path):
                 self._sockjs(endpoint, request, exchange, path[len(endpoint.prefix) :])
@@ -206,9 +241,13 @@ class Listener:
         elif isinstance(found, MethodNotAllowed):
             raise HttpError(405, "", [("Allow", ", ".join(found.allowed))])
         else:
-            if endpoint.options.allowed_origins is not None:
-                _check_origin(endpoint, request, found.kind)
-            HANDLERS[found.kind](endpoint, request, exchange, found)
+            try:
+                if endpoint.options.allowed_origins is not None:
+                    _check_origin(endpoint, request, found.kind)
+                HANDLERS[found.kind](endpoint, request, exchange, found)
+            except HttpError as err:
+                endpoint.refused(_REFUSAL.get(err.status, str(err.status)))
+                raise
 
     def _fallback(self, request: Request, exchange: Exchange) -> None:
         if self.fallback is None:

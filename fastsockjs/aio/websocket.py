@@ -112,7 +112,7 @@ class WebSocket:
 
     def _write(self, data: bytes) -> None:
         self._written += len(data)
-        self.transport.write(data)
+        self.proto.send(data)
 
     def start(self, tail: bytes) -> None:
         self.app.on_open(self)
@@ -160,7 +160,7 @@ class WebSocket:
         if not self.close_sent:
             data = self.codec.text(text)
             self._written += len(data)
-            self.transport.write(data)
+            self.proto.send(data)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake; the socket closes when the peer answers."""
@@ -221,7 +221,7 @@ class Hixie76Handshake:
         except ValueError:
             self.proto.transport.close()
             return
-        self.proto.transport.write(answer)
+        self.proto.send(answer)
         ws = WebSocket(self.proto, wsproto.Hixie76Codec(self.max_size), self.app, None)
         self.proto.ws = ws
         ws.start(rest)

@@ -59,6 +59,10 @@ class SessionHost(Protocol):
     max_outbox_bytes: int
     max_outbox_messages: int
     drop_when_full: bool
+    # Counters the host keeps for stats(); the session only increments them.
+    messages_in: int
+    messages_out: int
+    dropped: int
 
     def now(self) -> float: ...
     def schedule(self, session: Session, at: float) -> None: ...
@@ -236,6 +240,7 @@ class Session:
             return self._overflow()
         self.outbox.append(quoted)
         self.outbox_bytes = size
+        host.messages_out += 1
         if recv is not None and not self._flush_pending:
             self._flush_pending = True
             host.request_flush(self)
@@ -244,6 +249,7 @@ class Session:
     def _overflow(self) -> bool:
         """The client cannot keep up: apply the slow-client policy."""
         self.dropped += 1
+        self.host.dropped += 1
         if not self.host.drop_when_full:
             # What is queued will never be read in time: close straight away.
             self.outbox = []
@@ -281,6 +287,7 @@ class Session:
     def receive(self, message: Any) -> None:
         """A message from the client."""
         if self.state is ReadyState.OPEN:
+            self.host.messages_in += 1
             self.connection.emit("data", message)
 
     def expire(self) -> None:

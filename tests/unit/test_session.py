@@ -19,6 +19,9 @@ class FakeHost:
     max_outbox_bytes = 1000
     max_outbox_messages = 10
     drop_when_full = False
+    messages_in = 0
+    messages_out = 0
+    dropped = 0
 
     def __init__(self, heartbeat: float = 25.0, disconnect: float = 5.0) -> None:
         self.heartbeat_delay = heartbeat

@@ -1,0 +1,82 @@
+"""Optional Prometheus metrics (``pip install fastsockjs[prometheus]``), off by default.
+
+``Listener(metrics_path="/metrics")`` answers that path with the text
+exposition of every mounted server's ``stats()``; or register
+:class:`StatsCollector` in your own ``prometheus_client`` registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastsockjs.aio.listener import Listener
+
+
+class StatsCollector:
+    """A prometheus_client collector reading ``listener.stats()`` on each scrape."""
+
+    def __init__(self, listener: Listener, worker: str = "") -> None:
+        self.listener = listener
+        self.worker = worker
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        stats = self.listener.stats()
+        base = ["worker"]
+        w = [self.worker]
+        conns = GaugeMetricFamily("fastsockjs_connections", "Open TCP connections", labels=base)
+        conns.add_metric(w, stats["connections"])
+        yield conns
+        for name, help_ in (("bytes_in", "Bytes received"), ("bytes_out", "Bytes sent")):
+            c = CounterMetricFamily(f"fastsockjs_{name}", help_, labels=base)
+            c.add_metric(w, stats[name])
+            yield c
+        errors = CounterMetricFamily(
+            "fastsockjs_http_errors", "HTTP-level refusals by status", labels=[*base, "status"]
+        )
+        for status, n in stats["http_errors"].items():
+            errors.add_metric([*w, str(status)], n)
+        yield errors
+        labels = [*base, "prefix"]
+        sessions = GaugeMetricFamily(
+            "fastsockjs_sessions", "Live sessions", labels=[*labels, "transport"]
+        )
+        queued = GaugeMetricFamily("fastsockjs_queued_bytes", "Bytes waiting to be sent", labels=labels)
+        counters = {
+            key: CounterMetricFamily(f"fastsockjs_{key}", text, labels=labels)
+            for key, text in (
+                ("opened", "Sessions opened"),
+                ("closed", "Sessions closed"),
+                ("messages_in", "Messages received"),
+                ("messages_out", "Messages queued for sending"),
+                ("dropped", "Messages refused because an outbox was full"),
+            )
+        }
+        refused = CounterMetricFamily(
+            "fastsockjs_refused", "Requests refused by reason", labels=[*labels, "reason"]
+        )
+        for ep in stats["endpoints"]:
+            lv = [*w, ep["prefix"]]
+            for transport, n in ep["sessions_by_transport"].items():
+                sessions.add_metric([*lv, transport], n)
+            queued.add_metric(lv, ep["queued_bytes"])
+            for key, fam in counters.items():
+                fam.add_metric(lv, ep[key])
+            for reason, n in ep["refused"].items():
+                refused.add_metric([*lv, reason], n)
+        yield sessions
+        yield queued
+        yield from counters.values()
+        yield refused
+
+
+def exposition(listener: Listener, worker: str = "") -> tuple[bytes, str]:
+    """(body, content type) of the Prometheus text format for ``listener``."""
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry()
+    registry.register(StatsCollector(listener, worker))  # type: ignore[arg-type]
+    return generate_latest(registry), CONTENT_TYPE_LATEST
