@@ -74,7 +74,7 @@ class Connection(EventEmitter):
 
     @property
     def readable(self) -> bool:
-        return self._session.state == 1
+        return bool(self._session.state == 1)
 
     writable = readable
 

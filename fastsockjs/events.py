@@ -11,9 +11,10 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, overload
 
 Handler = Callable[..., Any]
+H = TypeVar("H", bound=Handler)
 
 _log = logging.getLogger("fastsockjs.error")
 
@@ -30,11 +31,16 @@ class EventEmitter:
     def _event(self, event: str) -> str:
         return self._aliases.get(event, event)
 
+    @overload
+    def on(self, event: str) -> Callable[[H], H]: ...
+    @overload
+    def on(self, event: str, handler: Handler) -> EventEmitter: ...
+
     def on(self, event: str, handler: Handler | None = None) -> Any:
         """Register ``handler`` for ``event``; usable as a decorator without ``handler``."""
         if handler is None:
 
-            def decorator(fn: Handler) -> Handler:
+            def decorator(fn: H) -> H:
                 self.on(event, fn)
                 return fn
 
@@ -49,7 +55,7 @@ class EventEmitter:
             self.off(event, wrapper)
             return handler(*args)
 
-        return self.on(event, wrapper)  # type: ignore[no-any-return]
+        return self.on(event, wrapper)
 
     def off(self, event: str, handler: Handler | None = None) -> EventEmitter:
         """Remove ``handler`` (or every handler of ``event`` when omitted)."""

@@ -7,7 +7,9 @@ benchmarks use it to compare the two in one installation).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import Any
 
 
 def _load() -> ModuleType:
@@ -28,13 +30,16 @@ def _load() -> ModuleType:
 impl: ModuleType = _load()
 speedups_enabled: bool = impl.IMPLEMENTATION == "cython"
 
-quote = impl.quote
-encode_messages = impl.encode_messages
-close_frame = impl.close_frame
-decode_ws_message = impl.decode_ws_message
-apply_mask = impl.apply_mask
-parse_frames = impl.parse_frames
-build_frame = impl.build_frame
+# Re-exported with the twin's signatures, so callers are typed whichever is loaded.
+quote: Callable[[str], str] = impl.quote
+encode_messages: Callable[[Sequence[str]], str] = impl.encode_messages
+close_frame: Callable[[int, str], str] = impl.close_frame
+decode_ws_message: Callable[[str], list[Any]] = impl.decode_ws_message
+apply_mask: Callable[[bytes | bytearray | memoryview, bytes], bytes] = impl.apply_mask
+parse_frames: Callable[..., tuple[list[tuple[bool, int, bytes]], int, tuple[int, str] | None]] = (
+    impl.parse_frames
+)
+build_frame: Callable[..., bytes] = impl.build_frame
 
 OPEN_FRAME = "o"
 HEARTBEAT_FRAME = "h"

@@ -44,7 +44,9 @@ class StatsCollector:
         sessions = GaugeMetricFamily(
             "fastsockjs_sessions", "Live sessions", labels=[*labels, "transport"]
         )
-        queued = GaugeMetricFamily("fastsockjs_queued_bytes", "Bytes waiting to be sent", labels=labels)
+        queued = GaugeMetricFamily(
+            "fastsockjs_queued_bytes", "Bytes waiting to be sent", labels=labels
+        )
         counters = {
             key: CounterMetricFamily(f"fastsockjs_{key}", text, labels=labels)
             for key, text in (
@@ -78,5 +80,5 @@ def exposition(listener: Listener, worker: str = "") -> tuple[bytes, str]:
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
     registry = CollectorRegistry()
-    registry.register(StatsCollector(listener, worker))  # type: ignore[arg-type]
+    registry.register(StatsCollector(listener, worker))
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import re
-from fnmatch import fnmatchcase
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
+from fnmatch import fnmatchcase
 from typing import Any
 
 #: sockjs-client version whose iframe page we serve; the iframe refuses another version.
@@ -106,7 +106,9 @@ class Options:
             or not isinstance(self.max_sessions, int)
             or self.max_sessions < 1
         ):
-            raise OptionsError(f"max_sessions must be None or a positive integer, not {self.max_sessions!r}")
+            raise OptionsError(
+                f"max_sessions must be None or a positive integer, not {self.max_sessions!r}"
+            )
         if self.slow_client_policy not in ("close", "drop"):
             raise OptionsError(
                 f"slow_client_policy must be 'close' or 'drop', not {self.slow_client_policy!r}"
@@ -114,11 +116,11 @@ class Options:
         if self.ws_ping_interval is not None:
             _check_delay("ws_ping_interval", self.ws_ping_interval)
         _check_delay("ws_ping_timeout", self.ws_ping_timeout)
-        if self.allowed_origins is not None:
-            if isinstance(self.allowed_origins, str) or not all(
-                isinstance(o, str) and o for o in self.allowed_origins
-            ):
-                raise OptionsError("allowed_origins must be a list of origin strings")
+        if self.allowed_origins is not None and (
+            isinstance(self.allowed_origins, str)
+            or not all(isinstance(o, str) and o for o in self.allowed_origins)
+        ):
+            raise OptionsError("allowed_origins must be a list of origin strings")
 
     def origin_allowed(self, origin: str | None) -> bool:
         """Whether a request with this Origin header may be served (none: yes)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -74,7 +75,7 @@ class Server(EventEmitter):
 
     def connections(self) -> list[Connection]:
         """Every open connection of this server (all prefixes, HTTP sessions)."""
-        out = []
+        out: list[Connection] = []
         for endpoint in self.endpoints:
             out.extend(s.connection for s in endpoint.sessions.values() if s.state == 1)
         return out
@@ -114,7 +115,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
         import uvloop
     except ImportError:
         return asyncio.new_event_loop()
-    return uvloop.new_event_loop()  # type: ignore[no-any-return]
+    return uvloop.new_event_loop()
 
 
 def run(
@@ -138,10 +139,8 @@ def run(
         logging.getLogger("fastsockjs").info("listening on http://%s:%d", host, listener.port)
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-            except (NotImplementedError, RuntimeError):
-                pass
         await stop.wait()
         logging.getLogger("fastsockjs").info("shutting down")
         await listener.shutdown(shutdown_timeout)

@@ -170,11 +170,8 @@ class Endpoint:
             by_transport[protocol] = by_transport.get(protocol, 0) + 1
             queued += getattr(session, "outbox_bytes", 0)
             recv = getattr(session, "recv", None) or getattr(session, "ws", None)
-            if recv is not None:
-                try:
-                    queued += int(recv.buffered)
-                except Exception:  # noqa: BLE001 - a closing transport
-                    pass
+            if recv is not None and getattr(recv, "ws", 1) is not None:
+                queued += int(recv.buffered)
         return {
             "prefix": self.prefix,
             "sessions": self.live_sessions,

@@ -11,7 +11,7 @@ import inspect
 import logging
 import socket
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastsockjs.aio.endpoint import Endpoint
 from fastsockjs.aio.http import Exchange, HttpProtocol
@@ -20,15 +20,15 @@ from fastsockjs.protocol.http import TEXT_PLAIN, HttpError, Request
 from fastsockjs.protocol.routing import MethodNotAllowed, NotFound, owns, route
 from fastsockjs.transports import HANDLERS
 
-if TYPE_CHECKING:
-    from fastsockjs.server import Server
-
 _log = logging.getLogger("fastsockjs.error")
 _access = logging.getLogger("fastsockjs.access")
 
-#: A fallback gets the request and returns (status, headers, body), maybe awaitably.
+#: A fallback gets the request and returns (status, headers, body), maybe awaitably;
+#: or it answers through the exchange itself (``handle_exchange(request, exchange,
+#: listener)``, as ``fastsockjs.asgi.forward(app)`` does); or it is an ASGI 3
+#: application (``app(scope, receive, send)``), wrapped with ``forward`` on first use.
 Response = tuple[int, list[tuple[str, str]], bytes]
-Fallback = Callable[[Request], "Response | Awaitable[Response]"]
+Fallback = Callable[..., "Response | Awaitable[Any] | None"]
 
 NOT_FOUND_BODY = b"404 Error: Page not found\n"
 
@@ -250,10 +250,21 @@ class Listener:
                 raise
 
     def _fallback(self, request: Request, exchange: Exchange) -> None:
-        if self.fallback is None:
+        fallback = self.fallback
+        if fallback is None:
             exchange.respond(404, [("Content-Type", TEXT_PLAIN)], NOT_FOUND_BODY)
             return
-        result = self.fallback(request)
+        if fallback is not self.__dict__.get("_fallback_seen"):
+            # First request for this fallback: an ASGI app gets wrapped (once).
+            from fastsockjs.asgi import as_fallback
+
+            self.fallback = fallback = as_fallback(fallback)
+            self.__dict__["_fallback_seen"] = fallback
+        handle = getattr(fallback, "handle_exchange", None)
+        if handle is not None:
+            handle(request, exchange, self)
+            return
+        result = fallback(request)
         if inspect.isawaitable(result):
 
             async def finish() -> None:

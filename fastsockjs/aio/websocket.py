@@ -80,7 +80,7 @@ class WebSocket:
         self._armed_at = _INF
         if self.closed or self._ping is None:
             return
-        interval, timeout = self._ping
+        _interval, timeout = self._ping
         if now < self._next_at:
             self._rearm(self._next_at)
             return

@@ -179,7 +179,7 @@ class Codec:
         return events
 
     def _frame(self, fin: bool, opcode: int, payload: bytes) -> tuple[int, Any] | None:
-        if opcode == OP_TEXT or opcode == OP_BINARY:
+        if opcode in (OP_TEXT, OP_BINARY):
             if self._frag_op:
                 return FAIL, (CLOSE_PROTOCOL_ERROR, "expected a continuation frame")
             if fin:

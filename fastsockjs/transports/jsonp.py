@@ -10,10 +10,10 @@ from fastsockjs.transports.base import (
     Endpoint,
     Exchange,
     StreamReceiver,
-    open_session,
     body_text,
     decode_body,
     deliver,
+    open_session,
 )
 from fastsockjs.transports.htmlfile import callback_param, js_string
 

@@ -112,7 +112,9 @@ class WebSocketReceiver:
 
 
 
-def sockjs_websocket(endpoint: Endpoint, request: Request, exchange: Exchange, route: Route) -> None:
+def sockjs_websocket(
+    endpoint: Endpoint, request: Request, exchange: Exchange, route: Route
+) -> None:
     kind = check_handshake(request)
     session = endpoint.new_ws_session()
     exchange.upgrade(

@@ -8,10 +8,10 @@ from fastsockjs.transports.base import (
     Endpoint,
     Exchange,
     StreamReceiver,
-    open_session,
     body_text,
     decode_body,
     deliver,
+    open_session,
 )
 
 # Old IE needs 2 KiB before it hands a streaming response to the page.
