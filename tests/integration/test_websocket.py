@@ -216,3 +216,27 @@ def test_raw_websocket_requires_rfc6455(ts: ServerThread) -> None:
         "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "7",
         "Sec-WebSocket-Key": "x3JJHMbDL1EzLkh9GBhXDw=="})
     assert r.status == 400
+
+
+def test_heartbeat_frames_on_idle_receivers(loop_kind: str) -> None:
+    from fastsockjs.apps import echo
+
+    st = ServerThread(lambda: [echo(prefix="/hb", heartbeat_delay=0.2)], loop_kind).start()
+    try:
+        raw = RawWebSocket(st.port, f"/hb/000/{uuid.uuid4()}/websocket")
+        assert raw.recv_text() == "o"
+        assert raw.recv_text() == "h"
+        assert raw.recv_text() == "h"
+        raw.close()
+        stream = RawHttp(st.port)
+        stream.request("POST", f"/hb/000/{uuid.uuid4()}/xhr_streaming")
+        stream.read_chunk()
+        assert stream.read_chunk() == b"o\n"
+        assert stream.read_chunk() == b"h\n"
+        stream.close()
+        # A held poll is answered with a heartbeat frame, which ends it.
+        url = f"/hb/000/{uuid.uuid4()}"
+        assert request(st.port, "POST", url + "/xhr").body == b"o\n"
+        assert request(st.port, "POST", url + "/xhr").body == b"h\n"
+    finally:
+        st.stop()
