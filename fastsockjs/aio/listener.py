@@ -195,6 +195,13 @@ class Listener:
         for endpoint in self.endpoints:
             for session in endpoint.all_sessions():
                 session.expire()
+        # An ASGI fallback (fastsockjs.asgi.forward) runs its lifespan shutdown.
+        fallback_shutdown = getattr(self.fallback, "shutdown", None)
+        if fallback_shutdown is not None and inspect.iscoroutinefunction(fallback_shutdown):
+            try:
+                await fallback_shutdown()
+            except Exception:
+                _log.exception("fallback shutdown failed")
         await self.close()
 
     def stats(self) -> dict[str, Any]:
@@ -250,16 +257,16 @@ class Listener:
                 raise
 
     def _fallback(self, request: Request, exchange: Exchange) -> None:
+        if self.fallback is not None and self.fallback is not self.__dict__.get("_fallback_seen"):
+            # First request for this fallback: an ASGI app gets wrapped (once).
+            from fastsockjs.asgi import as_fallback
+
+            self.fallback = as_fallback(self.fallback)
+            self.__dict__["_fallback_seen"] = self.fallback
         fallback = self.fallback
         if fallback is None:
             exchange.respond(404, [("Content-Type", TEXT_PLAIN)], NOT_FOUND_BODY)
             return
-        if fallback is not self.__dict__.get("_fallback_seen"):
-            # First request for this fallback: an ASGI app gets wrapped (once).
-            from fastsockjs.asgi import as_fallback
-
-            self.fallback = fallback = as_fallback(fallback)
-            self.__dict__["_fallback_seen"] = fallback
         handle = getattr(fallback, "handle_exchange", None)
         if handle is not None:
             handle(request, exchange, self)

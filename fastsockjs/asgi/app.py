@@ -1,0 +1,651 @@
+"""SockJS as an ASGI 3 application.
+
+The transports are the very same handlers the native server runs
+(``fastsockjs.transports.HANDLERS``, reached through the Listener's routing):
+only the Exchange / Sink they answer through is different. Here it turns
+``respond`` into ``http.response.start`` + ``http.response.body``, ``stream``
+into a streamed body (``more_body=True`` chunks, client disconnects noticed
+through ``http.disconnect``) and ``upgrade`` into the ``websocket`` scope's
+``websocket.accept``, ``websocket.send`` and ``websocket.close``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from fastsockjs.aio.endpoint import Endpoint
+from fastsockjs.aio.listener import NOT_FOUND_BODY, Listener
+from fastsockjs.asgi._common import (
+    HIGH_WATER,
+    LOW_WATER,
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    encode_headers,
+    paths,
+    request_from_scope,
+)
+from fastsockjs.protocol.http import TEXT_PLAIN, Headers, HttpError, Request
+from fastsockjs.protocol.routing import owns
+
+if TYPE_CHECKING:
+    from fastsockjs.server import Server
+
+_log = logging.getLogger("fastsockjs.error")
+
+_SERVER_ERROR = HttpError(500, "500 - Internal Server Error")
+
+
+class _Host(Listener):
+    """A Listener that never listens: mounts, routing, the deadline scheduler
+    and task spawning for the ASGI application, bound to the loop it runs on."""
+
+    def bind(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        old = self._loop
+        if old is not None and not old.is_closed() and any(e.live_sessions for e in self.endpoints):
+            raise RuntimeError("a SockJSApp serves one event loop at a time")
+        if self._scheduler is not None:
+            self._scheduler.close()
+            self._scheduler = None
+        self._loop = loop
+
+
+class SockJSApp:
+    """An ASGI 3 application serving SockJS ``Server``\\ s, each at its prefix.
+
+    Prefixes are matched against the path below the scope's ``root_path``
+    (so the app can be mounted anywhere); when none matches there, against
+    the full path (so ``app.mount("/echo", SockJSApp(Server(prefix="/echo")))``
+    works too). Other requests go to ``fallback`` (an ASGI app) or get 404.
+    Lifespan events are handled (and passed on to ``fallback``): shutdown
+    closes every session with 1001, as ``Listener.shutdown`` does.
+
+    ``overrides`` replace options of every server mounted here (e.g.
+    ``prefix=""``), as ``Server.install_handlers`` does.
+    """
+
+    def __init__(
+        self,
+        *servers: Server,
+        fallback: ASGIApp | None = None,
+        max_body: int = 1024 * 1024,
+        shutdown_timeout: float = 5.0,
+        **overrides: Any,
+    ) -> None:
+        self.listener = _Host(max_body=max_body)
+        self.fallback = fallback
+        self.shutdown_timeout = shutdown_timeout
+        for server in servers:
+            server.install_handlers(self.listener, **overrides)
+
+    def install(self, server: Server, **overrides: Any) -> Endpoint:
+        """Mount one more server (``overrides`` as for ``install_handlers``)."""
+        return server.install_handlers(self.listener, **overrides)
+
+    @property
+    def endpoints(self) -> list[Endpoint]:
+        return self.listener.endpoints
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """Close every session (1001 "Server shutting down"), waiting at most
+        ``timeout`` seconds for the close frames to go out."""
+        if self.listener._loop is None:
+            return
+        await self.listener.shutdown(self.shutdown_timeout if timeout is None else timeout)
+
+    # -- ASGI ------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        if kind not in ("http", "websocket"):
+            if self.fallback is not None:
+                await self.fallback(scope, receive, send)
+            return
+        self.listener.bind()
+        found = self._find(scope)
+        if found is None:
+            if self.fallback is not None:
+                await self.fallback(scope, receive, send)
+            elif kind == "http":
+                await _plain_404(send)
+            else:
+                await _deny_websocket(scope, receive, send, 404)
+            return
+        endpoint, rest, full_path = found
+        if kind == "http":
+            await self._http(scope, receive, send, endpoint, rest, full_path)
+        else:
+            await self._websocket(scope, receive, send, endpoint, rest, full_path)
+
+    def _find(self, scope: Scope) -> tuple[Endpoint, str, str] | None:
+        rel, full = paths(scope)
+        endpoints = self.listener.endpoints
+        for endpoint in endpoints:
+            if owns(endpoint.prefix, rel):
+                return endpoint, rel[len(endpoint.prefix) :], full
+        if full != rel:
+            for endpoint in endpoints:
+                if owns(endpoint.prefix, full):
+                    return endpoint, full[len(endpoint.prefix) :], full
+        return None
+
+    def _dispatch(self, endpoint: Endpoint, request: Request, exchange: Any, rest: str) -> None:
+        try:
+            self.listener._sockjs(endpoint, request, exchange, rest)
+        except HttpError as err:
+            exchange.error(err)
+        except Exception:
+            _log.exception("error answering %s %s", request.method, request.url)
+            exchange.error(_SERVER_ERROR)
+
+    # -- http ------------------------------------------------------------------------
+    async def _http(
+        self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint, rest: str,
+        full_path: str,
+    ) -> None:
+        limit = self.listener.max_body
+        parts: list[bytes] = []
+        size = 0
+        too_big = False
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            if message["type"] != "http.request":
+                continue
+            chunk = message.get("body") or b""
+            if chunk and not too_big:
+                size += len(chunk)
+                if size > limit:
+                    too_big = True
+                    parts = []
+                else:
+                    parts.append(chunk)
+            if not message.get("more_body", False):
+                break
+        request = request_from_scope(scope, full_path, b"".join(parts))
+        exchange = HttpExchange(self.listener, request)
+        if too_big:
+            exchange.error(HttpError(413, "Payload Too Large"))
+        else:
+            self._dispatch(endpoint, request, exchange, rest)
+        await exchange.run(receive, send)
+
+    # -- websocket ---------------------------------------------------------------------
+    async def _websocket(
+        self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint, rest: str,
+        full_path: str,
+    ) -> None:
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        request = request_from_scope(scope, full_path)
+        exchange = WebSocketExchange(self.listener, request)
+        self._dispatch(endpoint, request, exchange, rest)
+        ws = exchange.ws
+        if ws is None:
+            await exchange.deny(scope, send)
+            return
+        await ws.run(receive, send)
+
+    # -- lifespan ----------------------------------------------------------------------
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        seen: set[str] = set()
+
+        async def passing_receive() -> Message:
+            message = await receive()
+            kind = str(message.get("type", ""))
+            seen.add(kind)
+            if kind == "lifespan.startup":
+                self.listener.bind()
+            elif kind == "lifespan.shutdown":
+                await self.shutdown()
+            return message
+
+        async def passing_send(message: Message) -> None:
+            seen.add(message.get("type", ""))
+            await send(message)
+
+        if self.fallback is not None:
+            try:
+                await self.fallback(scope, passing_receive, passing_send)
+                return
+            except Exception:
+                if seen & {"lifespan.startup.complete", "lifespan.startup.failed",
+                           "lifespan.shutdown"}:
+                    raise
+                # The fallback does not do lifespan: go on without it.
+                _log.debug("fallback application does not support lifespan", exc_info=True)
+        if "lifespan.startup" not in seen:
+            message = await receive()
+            if message.get("type") != "lifespan.startup":
+                return
+        self.listener.bind()
+        await send({"type": "lifespan.startup.complete"})
+        while True:
+            message = await receive()
+            if message.get("type") == "lifespan.shutdown":
+                try:
+                    await self.shutdown()
+                except Exception as exc:
+                    await send({"type": "lifespan.shutdown.failed", "message": repr(exc)})
+                    return
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _plain_404(send: Send) -> None:
+    await send({
+        "type": "http.response.start",
+        "status": 404,
+        "headers": [(b"content-type", TEXT_PLAIN.encode()),
+                    (b"content-length", str(len(NOT_FOUND_BODY)).encode())],
+    })
+    await send({"type": "http.response.body", "body": NOT_FOUND_BODY})
+
+
+async def _deny_websocket(scope: Scope, receive: Receive, send: Send, status: int) -> None:
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    exchange = WebSocketExchange(None, None)
+    exchange.respond(status, [("Content-Type", TEXT_PLAIN)], NOT_FOUND_BODY)
+    await exchange.deny(scope, send)
+
+
+def _error_answer(err: HttpError) -> tuple[int, Headers, bytes]:
+    """What the native Exchange.error answers."""
+    if err.status == 405:
+        # The protocol wants a bare 405: no body, no content type.
+        return 405, list(err.headers), b""
+    return err.status, [("Content-Type", TEXT_PLAIN), *err.headers], err.message.encode("utf-8")
+
+
+def _count_error(listener: Any, status: int) -> None:
+    errors = getattr(listener, "http_errors", None)
+    if status >= 400 and isinstance(errors, dict):
+        errors[status] = errors.get(status, 0) + 1
+
+
+class HttpExchange:
+    """One http-scope request answered by a transport; also the response Sink.
+
+    The transports call it synchronously; ``run`` sends what they queued, in
+    order, and watches ``receive`` for the client going away.
+    """
+
+    __slots__ = (
+        "listener", "request", "done", "_queue", "_buffered", "_high", "_wake", "_abort",
+        "_streaming", "_complete", "_gone", "_failed",
+    )
+
+    def __init__(self, listener: Any, request: Request) -> None:
+        self.listener = listener
+        self.request = request
+        self.done = False  # the last message is queued
+        self._queue: deque[Message] = deque()
+        self._buffered = 0
+        self._high = False
+        self._wake = asyncio.Event()
+        self._abort: Any = None
+        self._streaming = False
+        self._complete = False  # the last message is sent
+        self._gone = False
+        self._failed = False
+
+    def _push(self, message: Message, size: int = 0) -> None:
+        self._queue.append(message)
+        if size:
+            self._buffered += size
+            if self._buffered >= HIGH_WATER:
+                self._high = True
+        self._wake.set()
+
+    # -- Exchange ------------------------------------------------------------------
+    def respond(self, status: int, headers: Headers, body: bytes = b"") -> None:
+        if self.done or self._streaming:
+            return
+        self.done = True
+        bodyless = status in (204, 304) or status < 200
+        raw = encode_headers(headers)
+        if not bodyless:
+            raw.append((b"content-length", str(len(body)).encode("ascii")))
+        self._push({"type": "http.response.start", "status": status, "headers": raw})
+        self._push({"type": "http.response.body", "body": b"" if bodyless else body,
+                    "more_body": False})
+
+    def error(self, err: HttpError) -> None:
+        _count_error(self.listener, err.status)
+        if self._streaming and not self.done:
+            # Too late for a status line: all we can do is end the connection.
+            self.done = True
+            self._failed = True
+            self._wake.set()
+            return
+        self.respond(*_error_answer(err))
+
+    def stream(self, status: int, headers: Headers) -> HttpExchange:
+        self._streaming = True
+        self._push({"type": "http.response.start", "status": status,
+                    "headers": encode_headers(headers)})
+        return self
+
+    def upgrade(self, app: Any, max_size: int, hixie76: bool = False,
+                ping: tuple[float, float] | None = None) -> Any:
+        # Only a websocket scope can be upgraded: this request is plain HTTP.
+        raise HttpError(400, 'Can "Upgrade" only to "WebSocket".')
+
+    # -- Sink ----------------------------------------------------------------------
+    @property
+    def paused(self) -> bool:
+        return self._buffered >= HIGH_WATER
+
+    @property
+    def buffered(self) -> int:
+        return self._buffered
+
+    def on_abort(self, callback: Any) -> None:
+        self._abort = callback
+
+    def write(self, data: bytes) -> None:
+        if self.done or self._gone or not data:
+            return
+        self._push({"type": "http.response.body", "body": data, "more_body": True}, len(data))
+
+    def end(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        self._push({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def lost(self) -> None:
+        """The client went away."""
+        if self._gone:
+            return
+        self._gone = True
+        self._wake.set()
+        if self.done:
+            return
+        self.done = True
+        callback, self._abort = self._abort, None
+        if callback is not None:
+            callback()
+
+    def _writable_again(self) -> None:
+        owner = getattr(self._abort, "__self__", None)
+        again = getattr(owner, "writable_again", None)
+        if again is not None:
+            again()
+
+    # -- the coroutine that talks to the ASGI server ----------------------------------
+    async def run(self, receive: Receive, send: Send) -> None:
+        watcher: asyncio.Future[None] | None = None
+        queue = self._queue
+        try:
+            while True:
+                while queue and not self._gone:
+                    message = queue.popleft()
+                    try:
+                        await send(message)
+                    except Exception:  # the server says the client is gone
+                        self.lost()
+                        break
+                    if message.get("more_body"):
+                        self._buffered -= len(message["body"])
+                        if self._high and self._buffered <= LOW_WATER:
+                            self._high = False
+                            self._writable_again()
+                    elif message["type"] == "http.response.body":
+                        self._complete = True
+                if self._complete or self._gone or (self._failed and not queue):
+                    return
+                if watcher is None:
+                    watcher = asyncio.ensure_future(self._watch(receive))
+                self._wake.clear()
+                if not queue:
+                    await self._wake.wait()
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+    async def _watch(self, receive: Receive) -> None:
+        while not self._gone:
+            try:
+                message = await receive()
+            except Exception:  # a server that raises rather than reports
+                message = {"type": "http.disconnect"}
+            if message["type"] == "http.disconnect":
+                if not self._complete:
+                    self.lost()
+                return
+
+
+class _DeadSink:
+    """What ``stream`` gives on a websocket scope: the body so far becomes the
+    denial response, and the receiver is let go at once."""
+
+    paused = False
+    buffered = 0
+
+    def __init__(self, exchange: WebSocketExchange) -> None:
+        self.exchange = exchange
+        self._abort: Any = None
+
+    def write(self, data: bytes) -> None:
+        self.exchange.body += data
+
+    def end(self) -> None:
+        pass
+
+    def on_abort(self, callback: Any) -> None:
+        self._abort = callback
+
+    def lost(self) -> None:
+        callback, self._abort = self._abort, None
+        if callback is not None:
+            callback()
+
+
+class WebSocketExchange:
+    """One websocket-scope request: ``upgrade`` accepts it; any HTTP answer
+    becomes a denial response (``websocket.http.response``) where the server
+    offers that extension, a plain refusal (403) otherwise."""
+
+    def __init__(self, listener: Any, request: Request | None) -> None:
+        self.listener = listener
+        self.request = request
+        self.ws: AsgiWebSocket | None = None
+        self.status = 0
+        self.headers: Headers = []
+        self.body = b""
+        self._sink: _DeadSink | None = None
+
+    def respond(self, status: int, headers: Headers, body: bytes = b"") -> None:
+        if self.status or self.ws is not None:
+            return
+        self.status = status
+        self.headers = list(headers)
+        self.body = body
+
+    def error(self, err: HttpError) -> None:
+        _count_error(self.listener, err.status)
+        self.respond(*_error_answer(err))
+
+    def stream(self, status: int, headers: Headers) -> _DeadSink:
+        self.respond(status, headers)
+        self._sink = _DeadSink(self)
+        return self._sink
+
+    def upgrade(self, app: Any, max_size: int, hixie76: bool = False,
+                ping: tuple[float, float] | None = None) -> AsgiWebSocket:
+        if hixie76:
+            raise HttpError(400, "Only supported WebSocket protocol is RFC 6455.")
+        # Keep-alive pings are the ASGI server's business (e.g. uvicorn's
+        # --ws-ping-interval), so ``ping`` is not used here.
+        self.ws = AsgiWebSocket(app, max_size)
+        return self.ws
+
+    async def deny(self, scope: Scope, send: Send) -> None:
+        if self._sink is not None:
+            self._sink.lost()
+        status = self.status or 500
+        if "websocket.http.response" in (scope.get("extensions") or {}):
+            headers = encode_headers(self.headers)
+            if status not in (204, 304):
+                headers.append((b"content-length", str(len(self.body)).encode("ascii")))
+            await send({"type": "websocket.http.response.start", "status": status,
+                        "headers": headers})
+            await send({"type": "websocket.http.response.body", "body": self.body})
+        else:
+            await send({"type": "websocket.close", "code": 1008})
+
+
+class AsgiWebSocket:
+    """The I/O side of an accepted websocket scope, as the WebSocket
+    applications (``WebSocketReceiver``, ``RawSession``) expect it:
+    ``send_text / close / abort / paused / buffered``; received messages go
+    to their ``on_text / on_binary``, the end to ``on_closed``."""
+
+    __slots__ = (
+        "app", "max_size", "close_sent", "closed", "disconnected", "_aborting", "_queue",
+        "_buffered", "_high", "_wake",
+    )
+
+    def __init__(self, app: Any, max_size: int) -> None:
+        self.app = app
+        self.max_size = max_size
+        self.close_sent = False
+        self.closed = False
+        self.disconnected = False
+        self._aborting = False
+        self._queue: deque[Message] = deque()
+        self._buffered = 0
+        self._high = False
+        self._wake = asyncio.Event()
+
+    @property
+    def paused(self) -> bool:
+        return self._buffered >= HIGH_WATER
+
+    @property
+    def buffered(self) -> int:
+        return self._buffered
+
+    def send_text(self, text: str) -> None:
+        if self.close_sent or self._aborting:
+            return
+        self._queue.append({"type": "websocket.send", "text": text})
+        self._buffered += len(text)
+        if self._buffered >= HIGH_WATER:
+            self._high = True
+        self._wake.set()
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        if self.close_sent or self._aborting:
+            return
+        self.close_sent = True
+        self._queue.append({"type": "websocket.close", "code": code, "reason": reason})
+        self._wake.set()
+
+    def abort(self) -> None:
+        """Drop the connection (after what was written): the ASGI server closes
+        the socket when the application returns without a close frame."""
+        self._aborting = True
+        self._wake.set()
+
+    # -- the coroutines that talk to the ASGI server ---------------------------------
+    async def run(self, receive: Receive, send: Send) -> None:
+        try:
+            await send({"type": "websocket.accept"})
+        except Exception:  # gone before the handshake finished
+            self._closed()
+            return
+        try:
+            self.app.on_open(self)
+        except Exception:
+            _log.exception("WebSocket open handler failed")
+            self.abort()
+        reader = asyncio.ensure_future(self._read(receive))
+        queue = self._queue
+        try:
+            while True:
+                while queue and not self.disconnected:
+                    message = queue.popleft()
+                    try:
+                        await send(message)
+                    except Exception:  # the client is gone
+                        self.disconnected = True
+                        break
+                    if message["type"] == "websocket.send":
+                        self._buffered -= len(message["text"])
+                        if self._high and self._buffered <= LOW_WATER:
+                            self._high = False
+                            again = getattr(self.app, "writable_again", None)
+                            if again is not None:
+                                again()
+                if self.disconnected or self._aborting or self.close_sent:
+                    if not queue or self.disconnected:
+                        return
+                    continue
+                self._wake.clear()
+                if not queue:
+                    await self._wake.wait()
+        finally:
+            reader.cancel()
+            self._closed()
+
+    async def _read(self, receive: Receive) -> None:
+        app = self.app
+        max_size = self.max_size
+        while True:
+            try:
+                message = await receive()
+            except Exception:  # a server that raises rather than reports
+                message = {"type": "websocket.disconnect"}
+            kind = message["type"]
+            if kind == "websocket.receive":
+                if self.close_sent or self._aborting or self.closed:
+                    continue
+                text = message.get("text")
+                try:
+                    if text is not None:
+                        if len(text) > max_size or (
+                            len(text) * 4 > max_size and len(text.encode("utf-8")) > max_size
+                        ):
+                            self.close(1009, "Message too big")
+                        else:
+                            app.on_text(text)
+                    else:
+                        data = message.get("bytes") or b""
+                        if len(data) > max_size:
+                            self.close(1009, "Message too big")
+                        else:
+                            app.on_binary(data)
+                except Exception:
+                    _log.exception("WebSocket message handler failed")
+            elif kind == "websocket.disconnect":
+                self.disconnected = True
+                self._closed()
+                self._wake.set()
+                return
+
+    def _closed(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.close_sent = True
+        self._queue.clear()
+        try:
+            self.app.on_closed()
+        except Exception:
+            _log.exception("WebSocket close handler failed")
