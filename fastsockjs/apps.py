@@ -4,10 +4,15 @@ amplify, broadcast, chat (the same set sockjs-node's test server has)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from typing import Any
+from urllib.parse import parse_qsl
 
+from fastsockjs.broker import Broker, MemoryBroker
 from fastsockjs.connection import Connection
 from fastsockjs.server import Server
+from fastsockjs.workers import worker_id
 
 
 def echo(**options: Any) -> Server:
@@ -65,15 +70,84 @@ def amplify(**options: Any) -> Server:
     return server
 
 
-def broadcast(**options: Any) -> Server:
-    """Every message goes to every connected session (the chat)."""
+def broadcast(broker: Broker | None = None, channel: str = "broadcast", **options: Any) -> Server:
+    """Every message goes to every connected session (through ``broker``: with a
+    shared backend, to the sessions of every process)."""
     server = Server(**options)
-    members: dict[str, Connection] = {}
+    hub = broker if broker is not None else MemoryBroker()
 
     @server.on("connection")
     def _open(conn: Connection) -> None:
-        members[conn.id] = conn
-        conn.on("close", lambda: members.pop(conn.id, None))
-        conn.on("data", lambda message: server.broadcast(message, list(members.values())))
+        hub.subscribe(conn, channel)
+        conn.on("data", lambda message: hub.publish(channel, message))
 
     return server
+
+
+#: The room of a chat session that names none.
+DEFAULT_ROOM = "lobby"
+MAX_ROOM_LENGTH = 64
+MAX_CHAT_MESSAGE = 4000
+_log = logging.getLogger("fastsockjs.chat")
+
+
+def room_of(conn: Connection) -> str:
+    """The ``room`` query parameter of the session's URL (default ``lobby``)."""
+    query = conn.url.partition("?")[2]
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key == "room":
+            value = " ".join(value.split())[:MAX_ROOM_LENGTH]
+            return value or DEFAULT_ROOM
+    return DEFAULT_ROOM
+
+
+def chat(broker: Broker | None = None, **options: Any) -> Server:
+    """A chat with rooms: ``?room=name`` on the SockJS URL (default ``lobby``).
+
+    The client sends plain text; the server sends JSON objects::
+
+        {"type": "hello", "worker": "w0", "room": "lobby", "transport": "...", "you": "ab12cd34"}
+        {"type": "message", "room": "lobby", "text": "...", "from": "ab12cd34", "worker": "w1"}
+
+    The hello comes once the room is subscribed in the broker's backend (so
+    messages published by other processes from then on arrive); ``worker`` is
+    the process that served the session (hello) or received the text (message).
+    """
+    server = Server(**options)
+    hub = broker if broker is not None else MemoryBroker()
+    worker = worker_id()
+
+    @server.on("connection")
+    def _open(conn: Connection) -> Any:
+        room = room_of(conn)
+        channel = "chat:" + room
+        me = conn.id[:8]
+        hub.subscribe(conn, channel)
+        _log.info("session %s open (%s) in room %r", me, conn.protocol, room)
+        conn.on("close", lambda: _log.info("session %s closed", me))
+
+        def said(text: Any) -> None:
+            if not isinstance(text, str):
+                text = str(text)
+            if not text or len(text) > MAX_CHAT_MESSAGE:
+                return
+            hub.publish(channel, _json(
+                {"type": "message", "room": room, "text": text, "from": me, "worker": worker}
+            ))
+
+        conn.on("data", said)
+
+        async def hello() -> None:
+            await hub.ready(channel, timeout=2.0)
+            conn.write(_json({
+                "type": "hello", "worker": worker, "room": room,
+                "transport": conn.protocol, "you": me,
+            }))
+
+        return hello()
+
+    return server
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))

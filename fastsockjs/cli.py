@@ -1,22 +1,23 @@
-"""Command line: ``fastsockjs echo | chat | testserver | run module:factory``."""
+"""Command line: ``fastsockjs echo | chat | testserver | run module:factory |
+haproxy-config``."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import importlib
-import logging
+import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from fastsockjs import apps
+from fastsockjs import apps, workers
 from fastsockjs.aio.listener import Response
-from fastsockjs.options import DEFAULT_SOCKJS_URL, SOCKJS_CLIENT_VERSION
+from fastsockjs.broker import ENV_BROKER, Broker, MemoryBroker, default_broker, make_broker
+from fastsockjs.options import DEFAULT_SOCKJS_URL, SOCKJS_CLIENT_VERSION, TRANSPORTS
 from fastsockjs.protocol.http import Request
-from fastsockjs.server import Server, run
+from fastsockjs.server import Server
 
 _STATIC = Path(__file__).parent / "static"
 CLIENT_PATH = f"/static/sockjs-client-{SOCKJS_CLIENT_VERSION}.min.js"
@@ -43,17 +44,48 @@ def find_sockjs_client(explicit: str | None = None) -> Path | None:
 
 
 class StaticFiles:
-    """The fallback handler of the command-line servers: a few fixed files."""
+    """The fallback handler of the command-line servers: a few fixed files, and
+    ``dynamic`` paths whose (content type, body) is made per request."""
 
-    def __init__(self, files: dict[str, tuple[str, bytes]]) -> None:
+    def __init__(
+        self,
+        files: dict[str, tuple[str, bytes]],
+        dynamic: dict[str, Callable[[], tuple[str, bytes]]] | None = None,
+    ) -> None:
         self.files = files
+        self.dynamic = dynamic or {}
+        self.worker = workers.worker_id()
 
     def __call__(self, request: Request) -> Response:
         found = self.files.get(request.path)
+        if found is None and request.path in self.dynamic:
+            found = self.dynamic[request.path]()
         if found is None or request.method not in ("GET", "HEAD"):
             return 404, [("Content-Type", "text/plain; charset=UTF-8")], b"404 Not Found\n"
         ctype, body = found
-        return 200, [("Content-Type", ctype), ("Cache-Control", "no-cache")], body
+        return 200, [
+            ("Content-Type", ctype), ("Cache-Control", "no-cache"),
+            ("X-Fastsockjs-Worker", self.worker),
+        ], body
+
+
+#: The worker's status as JSON (worker id, pid, sessions, broker), for probes and tests.
+STATUS_PATH = "/_status"
+
+
+def status_page(
+    servers: Sequence[Server], broker: Broker | None
+) -> Callable[[], tuple[str, bytes]]:
+    def page() -> tuple[str, bytes]:
+        body = {
+            "worker": workers.worker_id(),
+            "pid": os.getpid(),
+            "sessions": sum(len(s.connections()) for s in servers),
+            "broker": broker.status() if broker is not None else None,
+        }
+        return "application/json; charset=UTF-8", json.dumps(body).encode("utf-8")
+
+    return page
 
 
 def _client_setup(args: argparse.Namespace) -> tuple[str, dict[str, tuple[str, bytes]]]:
@@ -69,22 +101,56 @@ def _client_setup(args: argparse.Namespace) -> tuple[str, dict[str, tuple[str, b
     return sockjs_url, files
 
 
+def _transports(value: str) -> frozenset[str]:
+    names = frozenset(t.strip() for t in value.split(",") if t.strip())
+    unknown = names - set(TRANSPORTS)
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown transports {sorted(unknown)}; known: {', '.join(TRANSPORTS)}"
+        )
+    return names
+
+
 def _common(p: argparse.ArgumentParser, port: int, prefix: str | None) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=port, help=f"port (default {port}; 0 = any)")
+    p.add_argument(
+        "--port", type=int, default=port,
+        help=f"port (default {port}; 0 = any); with --workers N, workers use PORT..PORT+N-1",
+    )
     if prefix is not None:
         p.add_argument("--prefix", default=prefix, help=f"SockJS prefix (default {prefix})")
     p.add_argument("--sockjs-url", default=None, help="sockjs-client URL for the iframe page")
     p.add_argument("--sockjs-client", default=None, help="path of a local sockjs.min.js to serve")
     p.add_argument("--log-level", default="info", help="debug, info, warning, error")
     p.add_argument("--no-uvloop", action="store_true", help="use the stdlib event loop")
+    p.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="worker processes (default 1), supervised by this one",
+    )
+    p.add_argument(
+        "--reuse-port", action="store_true",
+        help="all workers share --port (SO_REUSEPORT); WebSocket-only servers only",
+    )
+    p.add_argument(
+        "--broker", default=None, metavar="URL",
+        help="fan-out between processes: memory:// (default) or redis://host:port/db",
+    )
+    p.add_argument(
+        "--shutdown-timeout", type=float, default=5.0, metavar="SECONDS",
+        help="on SIGTERM/SIGINT, how long sessions get to receive their close frame (default 5)",
+    )
+    p.add_argument(
+        "--transports", type=_transports, default=None, metavar="LIST",
+        help="comma-separated transports to enable (default: all), e.g. websocket,websocket-raw"
+        " (echo, chat, testserver; a run factory configures its own Servers)",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fastsockjs", description="SockJS server")
     sub = p.add_subparsers(dest="command", required=True)
     _common(sub.add_parser("echo", help="echo every message back"), 8081, "/echo")
-    _common(sub.add_parser("chat", help="chat room with its page at /"), 8081, "/chat")
+    _common(sub.add_parser("chat", help="chat with rooms, page at /"), 8081, "/chat")
     _common(
         sub.add_parser("testserver", help="the services the SockJS protocol suite expects"),
         8081,
@@ -93,6 +159,19 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="serve module:factory (a Server or a list of them)")
     r.add_argument("target", help="module:attribute; a callable is called with no arguments")
     _common(r, 8081, None)
+    h = sub.add_parser(
+        "haproxy-config", help="print an HAProxy configuration for --workers N --port P"
+    )
+    h.add_argument("--workers", type=int, required=True, metavar="N")
+    h.add_argument("--port", type=int, required=True, help="the first worker's port")
+    h.add_argument("--listen-port", type=int, required=True, help="HAProxy's port")
+    h.add_argument("--host", default="127.0.0.1", help="the workers' address")
+    h.add_argument("--listen-host", default="127.0.0.1", help="HAProxy's address")
+    h.add_argument(
+        "--prefix", action="append", default=None,
+        help="SockJS prefix (repeatable; default /chat)",
+    )
+    h.add_argument("--check-interval", default="500ms", help="health-check interval")
     return p
 
 
@@ -111,36 +190,99 @@ def load_target(target: str) -> list[Server]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+    if args.command == "haproxy-config":
+        try:
+            text = workers.haproxy_config(
+                args.workers, args.port, args.listen_port, args.prefix or ["/chat"],
+                host=args.host, listen_host=args.listen_host,
+                check_interval=args.check_interval,
+            )
+        except ValueError as exc:
+            raise SystemExit(f"fastsockjs haproxy-config: {exc}") from None
+        sys.stdout.write(text)
+        return
+    if args.broker:
+        os.environ[ENV_BROKER] = args.broker
+    try:
+        make_broker(args.broker)  # refuse a bad URL here, not in every worker
+    except (ValueError, ImportError) as exc:
+        raise SystemExit(f"fastsockjs: --broker: {exc}") from None
+    if args.workers < 1:
+        raise SystemExit("fastsockjs: --workers must be 1 or more")
+    if args.workers > 1:
+        _supervise(args, argv)
+        return
+    workers.configure_logging(args.log_level)
+    broker = default_broker()
     sockjs_url, files = _client_setup(args)
+    servers = build_servers(args, sockjs_url, files, broker)
+    if args.reuse_port:
+        problem = workers.reuse_port_problem(servers)
+        if problem:
+            raise SystemExit("fastsockjs: " + problem)
+    workers.run_worker(
+        *servers,
+        host=args.host,
+        port=args.port,
+        fallback=StaticFiles(files, {STATUS_PATH: status_page(servers, broker)}),
+        use_uvloop=not args.no_uvloop,
+        reuse_port=args.reuse_port,
+        broker=broker,
+        shutdown_timeout=args.shutdown_timeout,
+    )
+
+
+def build_servers(
+    args: argparse.Namespace, sockjs_url: str, files: dict[str, tuple[str, bytes]],
+    broker: Broker,
+) -> list[Server]:
+    """The command's Servers; adds the chat page to ``files``."""
+    extra: dict[str, Any] = {}
+    if args.transports is not None:
+        extra["disabled_transports"] = frozenset(TRANSPORTS) - args.transports
+    if args.command == "testserver":
+        return testserver(sockjs_url, broker=broker, **extra)
+    extra["sockjs_url"] = sockjs_url
     if args.command == "echo":
-        servers = [apps.echo(prefix=args.prefix, sockjs_url=sockjs_url)]
-    elif args.command == "chat":
+        return [apps.echo(prefix=args.prefix, **extra)]
+    if args.command == "chat":
         page = (_STATIC / "chat.html").read_text("utf-8")
         page = page.replace("{{ sockjs_client }}", sockjs_url)
         page = page.replace("{{ prefix_json }}", json.dumps(args.prefix).replace("<", "\\u003c"))
         files["/"] = ("text/html; charset=UTF-8", page.encode("utf-8"))
-        servers = [apps.broadcast(prefix=args.prefix, sockjs_url=sockjs_url)]
-    elif args.command == "testserver":
-        servers = testserver(sockjs_url)
-    else:
-        servers = load_target(args.target)
-    run(
-        *servers,
-        host=args.host,
-        port=args.port,
-        fallback=StaticFiles(files),
-        use_uvloop=not args.no_uvloop,
+        return [apps.chat(prefix=args.prefix, broker=broker, **extra)]
+    return load_target(args.target)
+
+
+def _supervise(args: argparse.Namespace, argv: list[str]) -> None:
+    workers.configure_logging(args.log_level, label="supervisor")
+    if args.port == 0:
+        raise SystemExit("fastsockjs: --workers needs an explicit --port (not 0)")
+    if args.reuse_port:
+        # The same servers the workers will build, checked once here.
+        servers = build_servers(args, DEFAULT_SOCKJS_URL, {}, MemoryBroker())
+        problem = workers.reuse_port_problem(servers)
+        if problem:
+            raise SystemExit("fastsockjs: " + problem)
+    elif args.port + args.workers - 1 > 65535:
+        raise SystemExit("fastsockjs: --port + --workers goes past port 65535")
+
+    def worker_args(i: int) -> list[str]:
+        port = args.port if args.reuse_port else args.port + i
+        return [*argv, "--workers", "1", "--port", str(port)]
+
+    supervisor = workers.Supervisor(
+        worker_args, args.workers, shutdown_timeout=args.shutdown_timeout
     )
+    raise SystemExit(supervisor.run())
 
 
-def testserver(sockjs_url: str) -> list[Server]:
-    """Configured as sockjs-node's test server, with default limits otherwise."""
-    echo = dict(sockjs_url=sockjs_url)
+def testserver(sockjs_url: str, broker: Broker | None = None, **options: Any) -> list[Server]:
+    """Configured as sockjs-node's test server, with default limits otherwise
+    (``options`` go to every service; ``broker`` carries ``/broadcast``)."""
+    echo: dict[str, Any] = dict(sockjs_url=sockjs_url, **options)
     return [
         apps.echo(prefix="/echo", response_limit=4096, **echo),
         apps.echo(prefix="/disabled_websocket_echo", websocket=False, **echo),
@@ -148,7 +290,7 @@ def testserver(sockjs_url: str) -> list[Server]:
         apps.close(prefix="/close", **echo),
         apps.ticker(prefix="/ticker", **echo),
         apps.amplify(prefix="/amplify", **echo),
-        apps.broadcast(prefix="/broadcast", **echo),
+        apps.broadcast(prefix="/broadcast", broker=broker, **echo),
     ]
 
 

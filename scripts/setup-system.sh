@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs the system programs the test suite talks to, from Debian's packages:
-# Node.js + npm (the real sockjs-client) and Chromium (the real-browser tests,
-# driven by playwright-core; nothing downloads a browser build). Idempotent and
-# quiet; needs root or sudo only when something is missing.
+# Node.js + npm (the real sockjs-client), Chromium (the real-browser tests,
+# driven by playwright-core; nothing downloads a browser build), and redis-server
+# + haproxy (the multi-worker deployment tests). Idempotent and quiet; needs root
+# or sudo only when something is missing.
 set -euo pipefail
 need=()
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+=(redis-server)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

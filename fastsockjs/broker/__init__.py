@@ -1,0 +1,76 @@
+"""Fan-out between connections, and between processes.
+
+::
+
+    from fastsockjs.broker import make_broker
+
+    broker = make_broker("redis://127.0.0.1:6379/0")   # or None: in-memory
+
+    @server.on("connection")
+    def joined(conn):
+        broker.subscribe(conn, "lobby")                  # left again on close
+        conn.on("data", lambda text: broker.publish("lobby", text))
+
+``publish`` quotes each message once per process and writes it to every local
+subscriber (``send_quoted``), whatever the state of the backend; the Redis
+backend also carries it to the other processes (at-most-once, in order per
+publisher). See ``docs/scaling.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from fastsockjs.broker.base import Broker, MemoryBroker
+
+#: The command line puts ``--broker`` here for ``fastsockjs run`` factories.
+ENV_BROKER = "FASTSOCKJS_BROKER"
+
+_default: Broker | None = None
+
+
+def make_broker(url: str | None = None, **kwargs: Any) -> Broker:
+    """A broker from a URL: ``None``, ``""``, ``memory`` or ``memory://`` give the
+    in-memory broker; ``redis://``, ``rediss://`` or ``unix://`` the Redis one."""
+    if not url or url in ("memory", "memory://"):
+        return MemoryBroker()
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in ("redis", "rediss", "unix"):
+        from fastsockjs.broker.redis_pubsub import RedisBroker
+
+        return RedisBroker(url, **kwargs)
+    raise ValueError(f"unknown broker {url!r}: use memory:// or redis://host:port/db")
+
+
+def default_broker() -> Broker:
+    """This process's shared broker, made from ``$FASTSOCKJS_BROKER`` on first use
+    (the command line's ``--broker``; in-memory when unset)."""
+    global _default
+    if _default is None:
+        _default = make_broker(os.environ.get(ENV_BROKER) or None)
+    return _default
+
+
+def set_default_broker(broker: Broker | None) -> None:
+    global _default
+    _default = broker
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RedisBroker":
+        from fastsockjs.broker.redis_pubsub import RedisBroker
+
+        return RedisBroker
+    raise AttributeError(name)
+
+
+__all__ = [
+    "Broker",
+    "MemoryBroker",
+    "RedisBroker",
+    "default_broker",
+    "make_broker",
+    "set_default_broker",
+    "ENV_BROKER",
+]
