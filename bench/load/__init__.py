@@ -1,0 +1,1 @@
+"""Server load benchmark: ``python -m bench.load`` (see bench/README.md)."""

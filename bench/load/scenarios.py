@@ -1,0 +1,317 @@
+"""The servers under test, the scenarios, and the metrics derived from a run."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.load.prepare import NODE_DIR
+
+Result = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    raw: bool = False  # a plain WebSocket echo server (no SockJS framing)
+    expect: str | None = None  # implementation the READY line must report
+
+
+SERVERS: list[ServerSpec] = [
+    ServerSpec(
+        "fastsockjs",
+        [sys.executable, "-m", "bench.load.fastsockjs_server"],
+        {"FASTSOCKJS_PURE_PYTHON": "0"},
+        expect="cython",
+    ),
+    ServerSpec(
+        "fastsockjs-purepy",
+        [sys.executable, "-m", "bench.load.fastsockjs_server"],
+        {"FASTSOCKJS_PURE_PYTHON": "1"},
+        expect="python",
+    ),
+    ServerSpec("sockjs-node", ["node", str(NODE_DIR / "server.js"), "0"]),
+    ServerSpec("picows", [sys.executable, "-m", "bench.load.picows_server"], raw=True),
+]
+SERVER_NAMES = [s.name for s in SERVERS]
+REFERENCES = ("sockjs-node", "picows")
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    get: Callable[[Result], float | None]
+    fmt: str = "{:,.0f}"
+    higher_is_better: bool = True
+    in_table: bool = True  # False: in the JSON summary only
+
+
+def _lat(q: str) -> Callable[[Result], float | None]:
+    def get(r: Result) -> float | None:
+        v = r.get("lat_ms", {}).get(q)
+        return None if v is None or v < 0 else float(v)
+
+    return get
+
+
+def _per_cpu(count: Callable[[Result], float]) -> Callable[[Result], float | None]:
+    def get(r: Result) -> float | None:
+        cpu = r.get("server_cpu_s") or 0
+        return count(r) / cpu if cpu > 0 else None
+
+    return get
+
+
+M_MSGS = Metric("msgs_per_s", "msgs/s", lambda r: r.get("msgs_per_s"))
+M_DELIV = Metric("msgs_per_s", "deliveries/s", lambda r: r.get("msgs_per_s"))
+M_PER_CPU = Metric("msgs_per_cpu_s", "msgs/CPU-s", _per_cpu(lambda r: r["msgs"]))
+M_SRV = Metric(
+    "server_busy",
+    "srv cpu",
+    lambda r: r["server_cpu_s"] / r["window_s"] if r.get("window_s") else None,
+    "{:.2f}",
+    False,
+)
+M_CORE = Metric(
+    "server_core_busy",
+    "srv core",
+    lambda r: r.get("server_core_busy") if r.get("server_core_busy", -1) >= 0 else None,
+    "{:.2f}",
+    False,
+    in_table=False,
+)
+M_GEN = Metric("gen_busy", "gen busy", lambda r: r.get("gen_busy"), "{:.2f}", False)
+
+
+def _wait(key: str) -> Callable[[Result], float | None]:
+    def get(r: Result) -> float | None:
+        w = r.get(key, -1)
+        return w / r["window_s"] if w is not None and w >= 0 and r.get("window_s") else None
+
+    return get
+
+
+M_SWAIT = Metric("server_runq_wait", "srv wait", _wait("server_runq_wait_s"), "{:.2f}", False)
+M_GWAIT = Metric("gen_runq_wait", "gen wait", _wait("gen_runq_wait_s"), "{:.2f}", False)
+M_GENCORE = Metric(
+    "gen_core_busy",
+    "gen core",
+    lambda r: r.get("gen_core_busy") if r.get("gen_core_busy", -1) >= 0 else None,
+    "{:.2f}",
+    False,
+    in_table=False,
+)
+M_P50 = Metric("p50_ms", "p50 ms", _lat("p50"), "{:.2f}", False)
+M_P99 = Metric("p99_ms", "p99 ms", _lat("p99"), "{:.2f}", False)
+M_P999 = Metric("p999_ms", "p99.9 ms", _lat("p999"), "{:.2f}", False)
+M_FAN50 = Metric("fanout_p50_ms", "all-got-it p50 ms", _lat("p50"), "{:.1f}", False)
+M_FAN99 = Metric("fanout_p99_ms", "p99 ms", _lat("p99"), "{:.1f}", False)
+M_REQ = Metric("requests_per_s", "req/s", lambda r: r.get("requests_per_s"))
+M_REQ_CPU = Metric(
+    "requests_per_cpu_s", "req/CPU-s", _per_cpu(lambda r: r["http_sends"] + r["http_recvs"])
+)
+
+
+def _rss_per_session(r: Result) -> float | None:
+    before, after, n = r.get("rss_before_kb", -1), r.get("rss_after_kb", -1), r.get("units", 0)
+    if before < 0 or after < 0 or not n:
+        return None
+    return (after - before) / n
+
+
+M_RSS = Metric("kib_per_session", "KiB/session", _rss_per_session, "{:.2f}", False)
+M_RSS_TOTAL = Metric(
+    "rss_mib",
+    "RSS MiB",
+    lambda r: r["rss_after_kb"] / 1024 if r.get("rss_after_kb", -1) > 0 else None,
+    "{:.1f}",
+    False,
+)
+M_CONNECT = Metric(
+    "connect_per_s",
+    "opens/s",
+    lambda r: r["units"] / r["connect_s"] if r.get("connect_s", 0) > 0 else None,
+)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    group: str
+    title: str
+    mode: str
+    units: int
+    prefix: str = "/echo"
+    args: tuple[str, ...] = ()
+    raw_ok: bool = False  # picows runs it too
+    metrics: tuple[Metric, ...] = ()
+    ratio_metrics: tuple[
+        Metric, ...
+    ] = ()  # compared with the references (median of per-round ratios)
+    timeout: float = 30.0
+
+    def loadgen_args(self, units: int | None = None) -> list[str]:
+        return ["--mode", self.mode, "--conns", str(units or self.units), *self.args]
+
+
+ECHO_INFLIGHT = 8
+
+
+def build_scenarios(idle_sessions: int = 10_000) -> list[Scenario]:
+    echo_metrics = (
+        M_MSGS,
+        M_PER_CPU,
+        M_P50,
+        M_P99,
+        M_SRV,
+        M_SWAIT,
+        M_GEN,
+        M_GWAIT,
+        M_CORE,
+        M_GENCORE,
+    )
+    out = [
+        Scenario(
+            f"echo-{n}",
+            "echo",
+            f"WebSocket echo, closed loop: {n} session(s) x {ECHO_INFLIGHT} in flight, 32 B messages",
+            "ws-echo",
+            n,
+            args=("--inflight", str(ECHO_INFLIGHT)),
+            raw_ok=True,
+            metrics=echo_metrics,
+            ratio_metrics=(M_MSGS, M_PER_CPU),
+        )
+        for n in (1, 100, 1000)
+    ]
+    out.append(
+        Scenario(
+            "rate-10k",
+            "rate",
+            "WebSocket echo at a fixed 10,000 msgs/s over 100 sessions (latency from the scheduled send)",
+            "ws-rate",
+            100,
+            args=("--rate", "10000"),
+            raw_ok=True,
+            metrics=(
+                M_MSGS,
+                M_P50,
+                M_P99,
+                M_P999,
+                M_PER_CPU,
+                M_SRV,
+                M_SWAIT,
+                M_GEN,
+                M_GWAIT,
+                M_CORE,
+                M_GENCORE,
+            ),
+            ratio_metrics=(M_P99, M_PER_CPU),
+        )
+    )
+    out.extend(
+        Scenario(
+            f"broadcast-{n}",
+            "broadcast",
+            f"broadcast fan-out: {n} WebSocket sessions, one publisher, 1 message in flight",
+            "ws-broadcast",
+            n,
+            prefix="/broadcast",
+            args=("--inflight", "1"),
+            metrics=(
+                M_DELIV,
+                M_PER_CPU,
+                M_FAN50,
+                M_FAN99,
+                M_SRV,
+                M_SWAIT,
+                M_GEN,
+                M_GWAIT,
+                M_CORE,
+                M_GENCORE,
+            ),
+            ratio_metrics=(M_DELIV, M_FAN50),
+            timeout=60.0,
+        )
+        for n in (1000, 5000)
+    )
+    out.append(
+        Scenario(
+            f"idle-{idle_sessions // 1000}k"
+            if idle_sessions % 1000 == 0
+            else f"idle-{idle_sessions}",
+            "idle",
+            f"idle capacity: {idle_sessions:,} open WebSocket sessions (one echo each), server RSS",
+            "ws-idle",
+            idle_sessions,
+            args=("--hold", "0.5"),
+            raw_ok=True,
+            metrics=(M_RSS, M_RSS_TOTAL, M_CONNECT),
+            ratio_metrics=(M_RSS, M_CONNECT),
+            timeout=90.0,
+        )
+    )
+    out.append(
+        Scenario(
+            "xhr-streaming",
+            "xhr",
+            "xhr-streaming receive rate: 10 sessions, xhr_send posts of 32 messages, 256 in flight each",
+            "xhr-stream",
+            10,
+            args=("--batch", "32", "--inflight", "256"),
+            metrics=(
+                M_MSGS,
+                M_PER_CPU,
+                M_REQ,
+                M_P50,
+                M_SRV,
+                M_SWAIT,
+                M_GEN,
+                M_GWAIT,
+                M_CORE,
+                M_GENCORE,
+            ),
+            ratio_metrics=(M_MSGS, M_PER_CPU),
+        )
+    )
+    out.append(
+        Scenario(
+            "xhr-polling",
+            "xhr",
+            "xhr-polling + xhr_send request rate: 100 sessions, 1 message per xhr_send, 1 in flight",
+            "xhr-poll",
+            100,
+            args=("--batch", "1", "--inflight", "1"),
+            metrics=(
+                M_REQ,
+                M_REQ_CPU,
+                M_MSGS,
+                M_P50,
+                M_SRV,
+                M_SWAIT,
+                M_GEN,
+                M_GWAIT,
+                M_CORE,
+                M_GENCORE,
+            ),
+            ratio_metrics=(M_REQ, M_REQ_CPU),
+        )
+    )
+    return out
+
+
+def select(scenarios: list[Scenario], wanted: list[str] | None) -> list[Scenario]:
+    if not wanted:
+        return scenarios
+    names = [w.strip() for item in wanted for w in item.split(",") if w.strip()]
+    picked = [s for s in scenarios if s.name in names or s.group in names]
+    unknown = [n for n in names if not any(n in (s.name, s.group) for s in scenarios)]
+    if unknown:
+        choices = sorted({s.name for s in scenarios} | {s.group for s in scenarios})
+        raise SystemExit(f"bench.load: unknown scenario(s) {unknown}; choose from {choices}")
+    return picked

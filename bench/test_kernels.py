@@ -1,0 +1,201 @@
+"""Micro-benchmarks of the hot kernels: each Cython kernel next to its pure-Python twin.
+
+Every benchmark is parametrised over the two modules (``fastsockjs._frames`` and
+``fastsockjs._frames_py``) and put in one benchmark group per kernel and size, so
+pytest-benchmark's table shows the two side by side and the speed-up is the
+ratio of their rows::
+
+    python -m pytest bench --benchmark-only --benchmark-autosave
+    python -m pytest bench --benchmark-only --benchmark-compare      # vs the last save
+    python -m pytest bench --benchmark-only --benchmark-json=out.json
+
+No test here asserts a timing. Without the compiled extension the ``cython``
+rows are skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import uuid
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from fastsockjs import _frames_py as reference
+
+MODULES = {"cython": "fastsockjs._frames", "python": "fastsockjs._frames_py"}
+
+# Sub-microsecond kernels: make each timed round last at least 50 us (many calls), or the
+# timer's own cost swamps the call (command-line --benchmark-* options still win over this).
+pytestmark = pytest.mark.benchmark(min_time=50e-6, warmup=True, warmup_iterations=1000)
+
+
+def _load(kind: str) -> ModuleType:
+    try:
+        module = importlib.import_module(MODULES[kind])
+    except ImportError:
+        pytest.skip(f"{MODULES[kind]} is not built")
+    expected = "cython" if kind == "cython" else "python"
+    if getattr(module, "IMPLEMENTATION", expected) != expected:  # pragma: no cover
+        pytest.skip(f"{MODULES[kind]} is not the {kind} implementation")
+    return module
+
+
+@pytest.fixture(params=list(MODULES), ids=list(MODULES))
+def impl(request: pytest.FixtureRequest) -> ModuleType:
+    return _load(request.param)
+
+
+# -- inputs --------------------------------------------------------------------------------
+
+_MSG32 = "0123456789abcdef-hello-world-32b"  # 32 ASCII bytes, like the load benchmark's
+assert len(_MSG32) == 32
+
+QUOTE_CASES: dict[str, str] = {
+    # A short chat-like message: the common case (stays on the ASCII fast path).
+    "ascii-32": _MSG32,
+    "ascii-4k": ("The quick brown fox jumps over the lazy dog. " * 100)[:4096],
+    # Mostly non-ASCII text that needs no SockJS escape (BMP letters, CJK, an emoji pair).
+    "unicode-mixed-1k": ("zażółć gęślą jaźń — 日本語のテキスト ✓ naïve café 😀 " * 40)[:1024],
+    # Everything that must be escaped: quotes, backslashes, controls, and the SockJS
+    # extras (U+2028, U+200F, U+FFF0, a lone surrogate, an astral character).
+    "escape-heavy-1k": ('"\\\n\t\x00\x1f\u2028\u200f\ufff0\ud800\U0001f600 ab' * 80)[:1024],
+}
+
+BATCHES = [1, 16, 256]
+
+SIZES = [0, 1, 5, 9, 125, 126, 64 * 1024, 1024 * 1024]
+SIZE_IDS = ["0", "1", "5", "9", "125", "126", "64KiB", "1MiB"]
+MASK = b"\x37\xfa\x21\x3d"
+MAX_PAYLOAD = 16 * 1024 * 1024
+
+
+def _payload(n: int) -> bytes:
+    return (b"sockjs-frame-payload-0123456789" * (n // 31 + 1))[:n]
+
+
+# -- SockJS quoting and frame assembly -----------------------------------------------------
+
+
+@pytest.mark.parametrize("case", list(QUOTE_CASES))
+def test_quote(benchmark: Any, impl: ModuleType, case: str) -> None:
+    text = QUOTE_CASES[case]
+    benchmark.group = f"quote[{case}]"
+    benchmark.extra_info["chars"] = len(text)
+    result = benchmark(impl.quote, text)
+    assert result == reference.quote(text)
+
+
+@pytest.mark.parametrize("n", BATCHES)
+def test_encode_messages(benchmark: Any, impl: ModuleType, n: int) -> None:
+    messages = [f"{i:08x}" + _MSG32[8:] for i in range(n)]
+    benchmark.group = f"encode_messages[{n}x32B]"
+    benchmark.extra_info["messages"] = n
+    result = benchmark(impl.encode_messages, messages)
+    assert result == reference.encode_messages(messages)
+
+
+def test_encode_messages_mixed(benchmark: Any, impl: ModuleType) -> None:
+    messages = [QUOTE_CASES["unicode-mixed-1k"][:64], _MSG32, 'say "hi"\n'] * 5 + [_MSG32]
+    benchmark.group = "encode_messages[16 mixed]"
+    result = benchmark(impl.encode_messages, messages)
+    assert result == reference.encode_messages(messages)
+
+
+@pytest.mark.parametrize(
+    "text", ['["' + _MSG32 + '"]', '"' + _MSG32 + '"'], ids=["array", "string"]
+)
+def test_decode_ws_message(benchmark: Any, impl: ModuleType, text: str) -> None:
+    benchmark.group = f"decode_ws_message[{'array' if text[0] == '[' else 'string'}]"
+    result = benchmark(impl.decode_ws_message, text)
+    assert result == [_MSG32]
+
+
+# -- WebSocket framing ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_parse_frames(benchmark: Any, impl: ModuleType, size: int) -> None:
+    buf = reference.build_frame(0x1, _payload(size), True, MASK)  # a client frame: masked
+    benchmark.group = f"parse_frames[{size}B]"
+    benchmark.extra_info["payload_bytes"] = size
+    frames, pos, error = benchmark(impl.parse_frames, buf, 0, MAX_PAYLOAD)
+    assert error is None and pos == len(buf) and frames[0][2] == _payload(size)
+
+
+def test_parse_frames_batch(benchmark: Any, impl: ModuleType) -> None:
+    # What one read() brings under load: many small masked frames back to back.
+    msg = ('["' + _MSG32 + '"]').encode()
+    buf = bytearray(b"".join(reference.build_frame(0x1, msg, True, MASK) for _ in range(64)))
+    benchmark.group = "parse_frames[64 x 36B]"
+    frames, pos, error = benchmark(impl.parse_frames, buf, 0, MAX_PAYLOAD)
+    assert error is None and pos == len(buf) and len(frames) == 64
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_apply_mask(benchmark: Any, impl: ModuleType, size: int) -> None:
+    data = _payload(size)
+    benchmark.group = f"apply_mask[{size}B]"
+    benchmark.extra_info["bytes"] = size
+    result = benchmark(impl.apply_mask, data, MASK)
+    assert result == reference.apply_mask(data, MASK)
+
+
+BUILD_SIZES = [0, 9, 125, 126, 64 * 1024]
+BUILD_IDS = ["0", "9", "125", "126", "64KiB"]
+
+
+@pytest.mark.parametrize("size", BUILD_SIZES, ids=BUILD_IDS)
+def test_build_frame(benchmark: Any, impl: ModuleType, size: int) -> None:
+    payload = _payload(size)
+    benchmark.group = f"build_frame[{size}B]"
+    result = benchmark(impl.build_frame, 0x1, payload)  # a server frame: unmasked
+    assert result == reference.build_frame(0x1, payload)
+
+
+def test_build_frame_masked(benchmark: Any, impl: ModuleType) -> None:
+    payload = _payload(125)
+    benchmark.group = "build_frame[125B masked]"
+    result = benchmark(impl.build_frame, 0x1, payload, True, MASK)
+    assert result == reference.build_frame(0x1, payload, True, MASK)
+
+
+# -- session registry -----------------------------------------------------------------------
+
+N_SESSIONS = 10_000
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Any:
+    """A mounted endpoint holding 10k HTTP sessions (created inside a running loop)."""
+    import fastsockjs
+
+    loop = asyncio.new_event_loop()
+    listener = fastsockjs.Listener()
+    server = fastsockjs.Server(prefix="/echo")
+
+    async def setup() -> Any:
+        ep = server.install_handlers(listener)
+        for _ in range(N_SESSIONS):
+            ep.open_session(uuid.uuid4().hex)
+        return ep
+
+    ep = loop.run_until_complete(setup())
+    yield ep
+    if listener._scheduler is not None:  # no public way to drop timers of a never-started listener
+        listener._scheduler.close()
+    loop.close()
+
+
+@pytest.mark.parametrize("hit", [True, False], ids=["hit", "miss"])
+def test_session_lookup(benchmark: Any, endpoint: Any, hit: bool) -> None:
+    ids = list(endpoint.sessions)
+    assert len(ids) == N_SESSIONS
+    probe = ids[len(ids) // 2] if hit else uuid.uuid4().hex
+    benchmark.group = f"session lookup ({N_SESSIONS} sessions)"
+    benchmark.extra_info["implementation"] = os.environ.get("FASTSOCKJS_PURE_PYTHON", "") or "auto"
+    result = benchmark(endpoint.session, probe)
+    assert (result is not None) is hit
