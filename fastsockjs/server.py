@@ -74,10 +74,10 @@ class Server(EventEmitter):
         return total
 
     def connections(self) -> list[Connection]:
-        """Every open connection of this server (all prefixes, HTTP sessions)."""
+        """Every open connection of this server (all prefixes, all transports)."""
         out: list[Connection] = []
         for endpoint in self.endpoints:
-            out.extend(s.connection for s in endpoint.sessions.values() if s.state == 1)
+            out.extend(s.connection for s in endpoint.all_sessions() if s.state == 1)
         return out
 
     def broadcast(self, message: str, connections: Iterable[Connection]) -> int:

@@ -54,6 +54,8 @@ class Endpoint:
         self._dirty: list[Session] = []
         self._iframe = iframe_page(options.sockjs_url)
         self.log = options.logger or logging.getLogger("fastsockjs")
+        self.log.debug("SockJS endpoint %r mounted (websocket=%s)", self.prefix,
+                       options.websocket_enabled)
 
     # -- SessionHost -------------------------------------------------------------
     @property
@@ -101,6 +103,9 @@ class Endpoint:
 
     def opened(self, connection: Connection) -> None:
         self.opened_total += 1
+        if self.log.isEnabledFor(logging.DEBUG):
+            self.log.debug("session open %s %s from %s", connection.id, connection.protocol,
+                           connection.remote_address)
         self.server.emit("connection", connection)
 
     # -- Endpoint (for transports) -------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 from fastsockjs import frames
 from fastsockjs.protocol.http import HttpError, Request
 from fastsockjs.protocol.routing import Route
-from fastsockjs.protocol.session import ReadyState, Session
+from fastsockjs.protocol.session import OUTBOX_FULL, ReadyState, Session
 from fastsockjs.protocol.websocket import CLOSE_UNSUPPORTED, check_handshake
 from fastsockjs.transports.base import Endpoint, Exchange
 
@@ -156,6 +156,7 @@ class RawSession:
 
     def on_text(self, text: str) -> None:
         if self.state is ReadyState.OPEN:
+            self.host.messages_in += 1
             self.connection.emit("data", text)
 
     def on_binary(self, data: bytes) -> None:
@@ -174,7 +175,16 @@ class RawSession:
     def send(self, message: str) -> bool:
         if self.state is not ReadyState.OPEN:
             return False
-        self.ws.send_text(message)
+        ws = self.ws
+        host = self.host
+        # Raw sessions have no outbox: the socket buffer is the queue to bound.
+        if ws.paused and ws.buffered + len(message) > host.max_outbox_bytes:
+            host.dropped += 1
+            if not host.drop_when_full:
+                self.close(*OUTBOX_FULL)
+            return False
+        host.messages_out += 1
+        ws.send_text(message)
         return True
 
     def close(self, code: int = 1000, reason: str = "Normal closure") -> bool:
