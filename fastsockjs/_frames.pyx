@@ -345,7 +345,10 @@ def _reject_constant(name):
     raise ValueError("invalid JSON constant " + name)
 
 
-_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+_decode = _decoder.decode
+# json's C scanner: decode() would first run two whitespace regexes.
+_scan_once = _decoder.scan_once
 
 
 def decode_ws_message(text):
@@ -356,8 +359,17 @@ def decode_ws_message(text):
     """
     if not text:
         return []
-    value = _decode(text)
-    if text[0] == "[" and type(value) is list:
+    if text[0] != "[":
+        return [_decode(text)]
+    try:
+        value, end = _scan_once(text, 0)
+    except StopIteration:
+        value = end = None
+    if end != len(text):
+        # Broken, or followed by whitespace or junk: the full decoder decides
+        # (and raises the proper error).
+        value = _decode(text)
+    if type(value) is list:
         return value
     return [value]
 

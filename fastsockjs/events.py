@@ -87,15 +87,19 @@ class EventEmitter:
             except Exception:
                 _log.exception("error in %r handler %r", event, handler)
                 continue
-            # A coroutine runs as a task; a Future or Task returned is already running.
-            if result is not None and inspect.iscoroutine(result):
-                if self._spawn is None:
-                    _log.error("coroutine handler %r needs a running server", handler)
-                    result.close()
-                else:
-                    try:
-                        self._spawn(result)
-                    except Exception:
-                        _log.exception("could not start coroutine handler %r", handler)
-                        result.close()
+            # A coroutine runs as a task; a Future or Task returned is already
+            # running. (None and bools, e.g. from conn.write, are the common case.)
+            if result is not None and type(result) is not bool and inspect.iscoroutine(result):
+                self._start(handler, result)
         return True
+
+    def _start(self, handler: Handler, coro: Any) -> None:
+        if self._spawn is None:
+            _log.error("coroutine handler %r needs a running server", handler)
+            coro.close()
+            return
+        try:
+            self._spawn(coro)
+        except Exception:
+            _log.exception("could not start coroutine handler %r", handler)
+            coro.close()

@@ -426,6 +426,10 @@ class Exchange:
         return self.proto.write_paused
 
     @property
+    def flow(self) -> HttpProtocol:
+        return self.proto
+
+    @property
     def buffered(self) -> int:
         transport = self.proto.transport
         return int(transport.get_write_buffer_size()) if transport is not None else 0

@@ -69,6 +69,10 @@ class WebSocket:
     def buffered(self) -> int:
         return int(self.transport.get_write_buffer_size())
 
+    @property
+    def flow(self) -> Any:
+        return self.proto
+
     # -- keep-alive ----------------------------------------------------------------
     def _rearm(self, at: float) -> None:
         self._next_at = at

@@ -350,6 +350,13 @@ class HttpExchange:
     def paused(self) -> bool:
         return self._buffered >= HIGH_WATER
 
+    # The session reads ``flow.write_paused`` on every write.
+    write_paused = paused
+
+    @property
+    def flow(self) -> Any:
+        return self
+
     @property
     def buffered(self) -> int:
         return self._buffered
@@ -435,10 +442,12 @@ class _DeadSink:
     denial response, and the receiver is let go at once."""
 
     paused = False
+    write_paused = False
     buffered = 0
 
     def __init__(self, exchange: WebSocketExchange) -> None:
         self.exchange = exchange
+        self.flow = self
         self._abort: Any = None
 
     def write(self, data: bytes) -> None:
@@ -536,6 +545,13 @@ class AsgiWebSocket:
     @property
     def paused(self) -> bool:
         return self._buffered >= HIGH_WATER
+
+    # The session reads ``flow.write_paused`` on every write.
+    write_paused = paused
+
+    @property
+    def flow(self) -> Any:
+        return self
 
     @property
     def buffered(self) -> int:

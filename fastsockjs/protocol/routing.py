@@ -11,22 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from fastsockjs.options import Options
+from fastsockjs.options import ENDPOINT_TRANSPORTS, Options
 
-__all__ = ["Route", "NotFound", "MethodNotAllowed", "route", "owns"]
-
-# Which SockJS transports use each session endpoint (an endpoint is enabled
-# while any of its transports is).
-ENDPOINT_TRANSPORTS: dict[str, tuple[str, ...]] = {
-    "xhr": ("xhr-polling",),
-    "xhr_send": ("xhr-polling", "xhr-streaming", "eventsource", "htmlfile"),
-    "xhr_streaming": ("xhr-streaming",),
-    "eventsource": ("eventsource",),
-    "htmlfile": ("htmlfile",),
-    "jsonp": ("jsonp-polling",),
-    "jsonp_send": ("jsonp-polling",),
-    "websocket": ("websocket",),
-}
+__all__ = ["ENDPOINT_TRANSPORTS", "Route", "NotFound", "MethodNotAllowed", "route", "owns"]
 
 _SESSION_METHODS: dict[str, tuple[str, ...]] = {
     "xhr": ("POST", "OPTIONS"),
@@ -80,7 +67,7 @@ def route(options: Options, method: str, rest: str) -> Route | NotFound | Method
     if m is not None:
         endpoint = m.group(3)
         methods = _SESSION_METHODS.get(endpoint)
-        if methods is None or not any(options.enabled(t) for t in ENDPOINT_TRANSPORTS[endpoint]):
+        if methods is None or endpoint not in options.enabled_endpoints:
             return NOT_FOUND
         if method == "OPTIONS" and "OPTIONS" in methods:
             return Route("options", m.group(1), m.group(2))
@@ -90,7 +77,7 @@ def route(options: Options, method: str, rest: str) -> Route | NotFound | Method
             return Route("info_options")
         return _only(method, ("GET", "OPTIONS"), Route("info"))
     if rest in ("/websocket", "/websocket/"):
-        if not options.enabled("websocket-raw"):
+        if "raw_websocket" not in options.enabled_endpoints:
             return NOT_FOUND
         return _only(method, ("GET",), Route("raw_websocket"))
     if _IFRAME_RE.fullmatch(rest):

@@ -80,6 +80,9 @@ class Receiver(Protocol):
     protocol: str
     delay_disconnect: bool
     session: Session | None
+    #: The connection's flow control: ``flow.write_paused`` is true while the
+    #: socket pushes back (a plain attribute: it is read on every write).
+    flow: Any
 
     @property
     def paused(self) -> bool: ...
@@ -235,7 +238,11 @@ class Session:
         if (
             size > host.max_outbox_bytes
             or len(self.outbox) >= host.max_outbox_messages
-            or (recv is not None and recv.paused and size + recv.buffered > host.max_outbox_bytes)
+            or (
+                recv is not None
+                and recv.flow.write_paused
+                and size + recv.buffered > host.max_outbox_bytes
+            )
         ):
             return self._overflow()
         self.outbox.append(quoted)

@@ -166,7 +166,15 @@ class Codec:
             buf += data[pos:]
         events: list[tuple[int, Any]] = []
         for fin, opcode, payload in parsed:
-            ev = self._frame(fin, opcode, payload)
+            if opcode == OP_TEXT and fin and not self._frag_op:
+                # The common case, inline: a whole text message in one frame.
+                try:
+                    events.append((TEXT, payload.decode("utf-8")))
+                    continue
+                except UnicodeDecodeError:
+                    ev: tuple[int, Any] | None = (FAIL, (CLOSE_INVALID_DATA, "invalid UTF-8"))
+            else:
+                ev = self._frame(fin, opcode, payload)
             if ev is not None:
                 events.append(ev)
                 if ev[0] == FAIL or ev[0] == CLOSE:

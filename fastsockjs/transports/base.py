@@ -21,6 +21,8 @@ class Sink(Protocol):
     def paused(self) -> bool: ...
     @property
     def buffered(self) -> int: ...
+    @property
+    def flow(self) -> Any: ...
     def write(self, data: bytes) -> None: ...
     def end(self) -> None: ...
     def on_abort(self, callback: Any) -> None: ...
@@ -63,12 +65,13 @@ class StreamReceiver:
     it carries exactly one frame.
     """
 
-    __slots__ = ("sink", "limit", "size", "done", "session", "delay_disconnect")
+    __slots__ = ("sink", "flow", "limit", "size", "done", "session", "delay_disconnect")
 
     protocol = ""
 
     def __init__(self, sink: Sink, limit: int) -> None:
         self.sink = sink
+        self.flow = sink.flow
         self.limit = limit
         self.size = 0
         self.done = False
@@ -139,7 +142,7 @@ def decode_body(text: str | None) -> list[Any]:
     if not text:
         raise HttpError(500, "Payload expected.")
     try:
-        value = json.loads(text, parse_constant=_no_constant)
+        value = _decode(text)
     except ValueError:
         raise HttpError(500, "Broken JSON encoding.") from None
     if type(value) is not list:
@@ -149,6 +152,10 @@ def decode_body(text: str | None) -> list[Any]:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(name)
+
+
+# One decoder for every body: json.loads with arguments builds a new one per call.
+_decode = json.JSONDecoder(parse_constant=_no_constant).decode
 
 
 def body_text(endpoint: Endpoint, request: Request) -> str:

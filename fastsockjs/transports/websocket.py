@@ -21,7 +21,7 @@ BROKEN_FRAMING = (3000, "Broken framing.")
 class WebSocketReceiver:
     """The session's receiver on a WebSocket; also the socket's application."""
 
-    __slots__ = ("ws", "session", "done", "request", "_session")
+    __slots__ = ("ws", "flow", "session", "done", "request", "_session")
 
     protocol = "websocket"
     delay_disconnect = False
@@ -36,6 +36,7 @@ class WebSocketReceiver:
     # -- WebSocket application interface (called by the I/O layer) -----------
     def on_open(self, ws: Any) -> None:
         self.ws = ws
+        self.flow = ws.flow
         self._session.attach(self, self.request)
 
     def on_text(self, text: str) -> None:

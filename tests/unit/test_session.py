@@ -100,6 +100,11 @@ class Recv:
         self.finished = False
         self.paused = False
         self.buffered = 0
+        self.flow = self
+
+    @property
+    def write_paused(self) -> bool:
+        return self.paused
 
     def send_frame(self, frame: str) -> None:
         if self.finished:
