@@ -79,7 +79,7 @@ def _reject_constant(name: str) -> Any:
 _decoder = json.JSONDecoder(parse_constant=_reject_constant)
 _decode = _decoder.decode
 # json's C scanner: decode() would first run two whitespace regexes.
-_scan_once = _decoder.scan_once
+_scan_once = _decoder.scan_once  # type: ignore[attr-defined]
 
 
 def decode_ws_message(text: str) -> list[Any]:
