@@ -109,8 +109,11 @@ class Connection(EventEmitter):
         self.pathname = request.path
         self.prefix = prefix
         self.protocol = protocol
-        hdrs = request.headers
-        self.headers = {k: hdrs[k] for k in EXPOSED_HEADERS if hdrs.get(k)}
+        if not self.headers:
+            # Taken from the first request of the session: later polls carry
+            # the same browser's headers, and this runs on every poll.
+            hdrs = request.headers
+            self.headers = {k: hdrs[k] for k in EXPOSED_HEADERS if k in hdrs and hdrs[k]}
 
 
 def _as_text(message: Any) -> str:

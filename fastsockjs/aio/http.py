@@ -447,7 +447,8 @@ class Exchange:
             self._head = b""
         self.proto.send(data)
 
-    def end(self) -> None:
+    def end(self, last: bytes = b"") -> None:
+        """End the body, after ``last`` (written in the same syscall)."""
         if self.done:
             return
         self.done = True
@@ -456,7 +457,10 @@ class Exchange:
             return
         if _access.isEnabledFor(logging.INFO):
             self._log(self.status, " (stream ended)")
-        tail = b"0\r\n\r\n" if self.chunked else b""
+        if self.chunked:
+            tail = (b"%x\r\n%b\r\n0\r\n\r\n" % (len(last), last)) if last else b"0\r\n\r\n"
+        else:
+            tail = last
         if self._head:
             tail = self._head + tail
             self._head = b""

@@ -369,11 +369,13 @@ class HttpExchange:
             return
         self._push({"type": "http.response.body", "body": data, "more_body": True}, len(data))
 
-    def end(self) -> None:
+    def end(self, last: bytes = b"") -> None:
         if self.done:
             return
         self.done = True
-        self._push({"type": "http.response.body", "body": b"", "more_body": False})
+        if self._gone:
+            last = b""
+        self._push({"type": "http.response.body", "body": last, "more_body": False}, len(last))
 
     def lost(self) -> None:
         """The client went away."""
@@ -453,8 +455,8 @@ class _DeadSink:
     def write(self, data: bytes) -> None:
         self.exchange.body += data
 
-    def end(self) -> None:
-        pass
+    def end(self, last: bytes = b"") -> None:
+        self.exchange.body += last
 
     def on_abort(self, callback: Any) -> None:
         self._abort = callback

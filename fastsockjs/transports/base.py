@@ -24,7 +24,7 @@ class Sink(Protocol):
     @property
     def flow(self) -> Any: ...
     def write(self, data: bytes) -> None: ...
-    def end(self) -> None: ...
+    def end(self, last: bytes = b"") -> None: ...
     def on_abort(self, callback: Any) -> None: ...
 
 
@@ -100,9 +100,11 @@ class StreamReceiver:
             return
         data = self.encode(frame)
         self.size += len(data)
-        self.sink.write(data)
         if self.size >= self.limit:
-            self.finish()
+            # The last frame and the end of the response leave in one write.
+            self.finish(data)
+        else:
+            self.sink.write(data)
 
     def send_messages(self, quoted: list[str]) -> None:
         self.send_frame("a[" + ",".join(quoted) + "]")
@@ -110,14 +112,14 @@ class StreamReceiver:
     def heartbeat(self) -> None:
         self.send_frame("h")
 
-    def finish(self) -> None:
+    def finish(self, last: bytes = b"") -> None:
         if self.done:
             return
         self.done = True
         session = self.session
         if session is not None:
             session.detach(self)
-        self.sink.end()
+        self.sink.end(last)
 
     def abort(self) -> None:
         """The client went away before the response ended."""
