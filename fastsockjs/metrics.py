@@ -53,7 +53,7 @@ class StatsCollector:
                 ("opened", "Sessions opened"),
                 ("closed", "Sessions closed"),
                 ("messages_in", "Messages received"),
-                ("messages_out", "Messages queued for sending"),
+                ("messages_out", "Messages written to the network"),
                 ("dropped", "Messages refused because an outbox was full"),
             )
         }

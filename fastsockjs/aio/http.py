@@ -199,7 +199,7 @@ class HttpProtocol(asyncio.Protocol):
         if self._header_bytes > self.listener.max_header_bytes:
             self._reject = (431, "Request Header Fields Too Large")
             raise ValueError("header block too large")
-        key = name.decode("latin-1").lower()
+        key = name.lower().decode("latin-1")
         text = value.decode("latin-1")
         headers = self._headers
         if key in headers:

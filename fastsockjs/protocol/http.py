@@ -108,22 +108,22 @@ def head(
     keep_alive: bool = True,
 ) -> bytes:
     """Status line and headers, framing decided here and nowhere else."""
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "Unknown"
-    lines = [f"HTTP/1.1 {status} {phrase}"]
-    lines.extend(f"{k}: {v}" for k, v in headers)
+    parts = [_STATUS_LINES.get(status) or "HTTP/1.1 %d Unknown\r\n" % status]
+    for k, v in headers:
+        parts.append(k + ": " + v + "\r\n")
     if content_length is not None:
-        lines.append(f"Content-Length: {content_length}")
+        parts.append("Content-Length: %d\r\n" % content_length)
     elif chunked:
-        lines.append("Transfer-Encoding: chunked")
+        parts.append("Transfer-Encoding: chunked\r\n")
     if not keep_alive:
-        lines.append("Connection: close")
+        parts.append("Connection: close\r\n")
     elif version == "1.0":
-        lines.append("Connection: keep-alive")
-    lines.append("\r\n")
-    return "\r\n".join(lines).encode("latin-1")
+        parts.append("Connection: keep-alive\r\n")
+    parts.append("\r\n")
+    return "".join(parts).encode("latin-1")
+
+
+_STATUS_LINES = {s.value: "HTTP/1.1 %d %s\r\n" % (s.value, s.phrase) for s in HTTPStatus}
 
 
 def cors_headers(request: Request, out: Headers, options: Any) -> None:

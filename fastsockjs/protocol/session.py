@@ -98,6 +98,10 @@ _HEARTBEAT = 1
 _DISCONNECT = 2
 
 
+_OPEN = ReadyState.OPEN
+_quote = frames.quote
+
+
 class Session:
     """One SockJS session. ``session_id`` is None for WebSocket sessions."""
 
@@ -218,17 +222,18 @@ class Session:
         if self.outbox:
             batch, self.outbox = self.outbox, []
             self.outbox_bytes = 0
+            self.host.messages_out += len(batch)
             recv.send_messages(batch)
 
     # -- application side --------------------------------------------------
     def send(self, message: str) -> bool:
-        if self.state is not ReadyState.OPEN:
+        if self.state is not _OPEN:
             return False
-        return self.send_quoted(frames.quote(message))
+        return self.send_quoted(_quote(message))
 
     def send_quoted(self, quoted: str) -> bool:
         """Queue an already-quoted message (broadcast encodes once for all)."""
-        if self.state is not ReadyState.OPEN:
+        if self.state is not _OPEN:
             return False
         host = self.host
         size = self.outbox_bytes + len(quoted)
@@ -247,7 +252,6 @@ class Session:
             return self._overflow()
         self.outbox.append(quoted)
         self.outbox_bytes = size
-        host.messages_out += 1
         if recv is not None and not self._flush_pending:
             self._flush_pending = True
             host.request_flush(self)
@@ -272,6 +276,7 @@ class Session:
             return
         batch, self.outbox = self.outbox, []
         self.outbox_bytes = 0
+        self.host.messages_out += len(batch)
         recv.send_messages(batch)
         if self.recv is not None:
             self._set_deadline(_HEARTBEAT, self.host.now() + self.host.heartbeat_delay)
@@ -293,9 +298,19 @@ class Session:
 
     def receive(self, message: Any) -> None:
         """A message from the client."""
-        if self.state is ReadyState.OPEN:
+        if self.state is _OPEN:
             self.host.messages_in += 1
             self.connection.emit("data", message)
+
+    def receive_many(self, messages: list[Any]) -> None:
+        """Messages from the client, in order (what one frame or body carried)."""
+        self.host.messages_in += len(messages)
+        emit = self.connection.emit
+        for message in messages:
+            # A handler may close the session: later messages are then dropped.
+            if self.state is not _OPEN:
+                return
+            emit("data", message)
 
     def expire(self) -> None:
         """End the session: CLOSED, forgotten, ``'close'`` emitted once."""

@@ -174,5 +174,5 @@ def deliver(endpoint: Endpoint, route: Route, messages: list[Any]) -> None:
     session = endpoint.session(route.session_id)
     if session is None:
         raise HttpError(404, "Session not found.")
-    for message in messages:
-        session.receive(message)
+    if messages:
+        session.receive_many(messages)

@@ -48,8 +48,8 @@ class WebSocketReceiver:
         except ValueError:
             self.fail(*BROKEN_FRAMING)
             return
-        for message in messages:
-            session.receive(message)
+        if messages:
+            session.receive_many(messages)
 
     def on_binary(self, data: bytes) -> None:
         # SockJS frames are JSON text; binary can only be a broken client.

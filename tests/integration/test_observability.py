@@ -25,6 +25,7 @@ def test_stats_count_sessions_messages_and_refusals(st: ServerThread) -> None:
     url = f"/o/000/{uuid.uuid4()}"
     request(st.port, "POST", url + "/xhr")
     request(st.port, "POST", url + "/xhr_send", '["a","b"]')
+    assert request(st.port, "POST", url + "/xhr").body == b'a["a","b"]\n'
     ws = RawWebSocket(st.port, f"/o/000/{uuid.uuid4()}/websocket")
     assert ws.recv_text() == "o"
     ws.send_text('["c"]')
