@@ -93,6 +93,32 @@ class EventEmitter:
                 self._start(handler, result)
         return True
 
+    def emit_each(self, event: str, items: list[Any], alive: Any) -> None:
+        """``emit(event, item)`` for each item while ``alive.state == 1``.
+
+        The per-message path: handlers are looked up once for the whole batch.
+        """
+        handlers = self._handlers.get(event)
+        if not handlers:
+            return
+        if len(handlers) > 1:
+            for item in items:
+                if alive.state != 1:
+                    return
+                self.emit(event, item)
+            return
+        handler = handlers[0]
+        for item in items:
+            if alive.state != 1:
+                return
+            try:
+                result = handler(item)
+            except Exception:
+                _log.exception("error in %r handler %r", event, handler)
+                continue
+            if result is not None and type(result) is not bool and inspect.iscoroutine(result):
+                self._start(handler, result)
+
     def _start(self, handler: Handler, coro: Any) -> None:
         if self._spawn is None:
             _log.error("coroutine handler %r needs a running server", handler)

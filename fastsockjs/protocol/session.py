@@ -305,12 +305,8 @@ class Session:
     def receive_many(self, messages: list[Any]) -> None:
         """Messages from the client, in order (what one frame or body carried)."""
         self.host.messages_in += len(messages)
-        emit = self.connection.emit
-        for message in messages:
-            # A handler may close the session: later messages are then dropped.
-            if self.state is not _OPEN:
-                return
-            emit("data", message)
+        # A handler may close the session: later messages are then dropped.
+        self.connection.emit_each("data", messages, self)
 
     def expire(self) -> None:
         """End the session: CLOSED, forgotten, ``'close'`` emitted once."""
