@@ -113,7 +113,7 @@ class Connection(EventEmitter):
             # Taken from the first request of the session: later polls carry
             # the same browser's headers, and this runs on every poll.
             hdrs = request.headers
-            self.headers = {k: hdrs[k] for k in EXPOSED_HEADERS if k in hdrs and hdrs[k]}
+            self.headers = {k: hdrs[k] for k in EXPOSED_HEADERS if hdrs.get(k)}
 
 
 def _as_text(message: Any) -> str:

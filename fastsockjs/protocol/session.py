@@ -98,11 +98,48 @@ _HEARTBEAT = 1
 _DISCONNECT = 2
 
 
+class Drainable:
+    """``await conn.drain()`` support: futures resolved once ``drained`` holds.
+
+    The class using it provides ``host`` (for futures) and the ``drained``
+    property, sets ``_waiters = None`` at construction, and calls
+    :meth:`wake_drainers` when ``drained`` may have become true.
+    """
+
+    __slots__ = ("_waiters",)
+
+    host: Any
+    _waiters: list[Any] | None
+
+    @property
+    def drained(self) -> bool:
+        raise NotImplementedError
+
+    def wait_drained(self) -> Any:
+        fut = self.host.create_future()
+        if self.drained:
+            fut.set_result(None)
+        else:
+            if self._waiters is None:
+                self._waiters = []
+            self._waiters.append(fut)
+        return fut
+
+    def wake_drainers(self) -> None:
+        waiters = self._waiters
+        if not waiters or not self.drained:
+            return
+        self._waiters = None
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+
 _OPEN = ReadyState.OPEN
 _quote = frames.quote
 
 
-class Session:
+class Session(Drainable):
     """One SockJS session. ``session_id`` is None for WebSocket sessions."""
 
     __slots__ = (
@@ -119,7 +156,6 @@ class Session:
         "_deadline_kind",
         "_armed_at",
         "_flush_pending",
-        "_waiters",
         "__weakref__",
     )
 
@@ -338,21 +374,3 @@ class Session:
         recv = self.recv
         return recv is None or not recv.paused
 
-    def wait_drained(self) -> Any:
-        fut = self.host.create_future()
-        if self.drained:
-            fut.set_result(None)
-        else:
-            if self._waiters is None:
-                self._waiters = []
-            self._waiters.append(fut)
-        return fut
-
-    def wake_drainers(self) -> None:
-        waiters = self._waiters
-        if not waiters or not self.drained:
-            return
-        self._waiters = None
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)

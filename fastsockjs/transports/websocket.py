@@ -11,7 +11,7 @@ from typing import Any
 from fastsockjs import frames
 from fastsockjs.protocol.http import HttpError, Request
 from fastsockjs.protocol.routing import Route
-from fastsockjs.protocol.session import OUTBOX_FULL, ReadyState, Session
+from fastsockjs.protocol.session import OUTBOX_FULL, Drainable, ReadyState, Session
 from fastsockjs.protocol.websocket import CLOSE_UNSUPPORTED, check_handshake
 from fastsockjs.transports.base import Endpoint, Exchange
 
@@ -131,10 +131,10 @@ def _ping(endpoint: Endpoint) -> tuple[float, float] | None:
     return None if interval is None else (interval, endpoint.options.ws_ping_timeout)
 
 
-class RawSession:
+class RawSession(Drainable):
     """A raw WebSocket session: plain text messages, no SockJS framing."""
 
-    __slots__ = ("host", "state", "connection", "ws", "request", "_waiters", "__weakref__")
+    __slots__ = ("host", "state", "connection", "ws", "request", "__weakref__")
 
     def __init__(self, host: Any, request: Request) -> None:
         from fastsockjs.connection import Connection
@@ -205,26 +205,9 @@ class RawSession:
     def drained(self) -> bool:
         return self.state is ReadyState.CLOSED or not self.ws.paused
 
-    def wait_drained(self) -> Any:
-        fut = self.host.create_future()
-        if self.drained:
-            fut.set_result(None)
-        else:
-            if self._waiters is None:
-                self._waiters = []
-            self._waiters.append(fut)
-        return fut
-
     def writable_again(self) -> None:
         self.wake_drainers()
 
-    def wake_drainers(self) -> None:
-        waiters = self._waiters
-        if waiters and self.drained:
-            self._waiters = None
-            for fut in waiters:
-                if not fut.done():
-                    fut.set_result(None)
 
 
 def raw_websocket(endpoint: Endpoint, request: Request, exchange: Exchange, route: Route) -> None:
