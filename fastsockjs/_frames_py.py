@@ -90,16 +90,20 @@ def decode_ws_message(text: str) -> list[Any]:
     """
     if not text:
         return []
-    if text[0] != "[":
-        return [_decode(text)]
     try:
-        value, end = _scan_once(text, 0)
-    except StopIteration:
-        value = end = None
-    if end != len(text):
-        # Broken, or followed by whitespace or junk: the full decoder decides
-        # (and raises the proper error).
-        value = _decode(text)
+        if text[0] != "[":
+            return [_decode(text)]
+        try:
+            value, end = _scan_once(text, 0)
+        except StopIteration:
+            value = end = None
+        if end != len(text):
+            # Broken, or followed by whitespace or junk: the full decoder
+            # decides (and raises the proper error).
+            value = _decode(text)
+    except RecursionError:
+        # Nesting deeper than the interpreter's stack is broken framing too.
+        raise ValueError("JSON nested too deeply") from None
     if type(value) is list:
         return value
     return [value]

@@ -25,6 +25,8 @@ _log = logging.getLogger("fastsockjs.error")
 _access = logging.getLogger("fastsockjs.access")
 
 _MAX_QUEUED = 16
+#: Seconds a connection closed on an error keeps draining the client's bytes.
+LINGER_TIMEOUT = 2.0
 _INF = float("inf")
 _REQUEST = 1  # deadline for a request's head and body to arrive (slowloris)
 _IDLE = 2  # deadline for an idle keep-alive connection
@@ -49,6 +51,8 @@ class HttpProtocol(asyncio.Protocol):
         "_active",
         "_tail",
         "_upgraded",
+        "_discard_tail",
+        "_lingering",
         "_reading_paused",
         "_header_bytes",
         "_reject",
@@ -75,6 +79,8 @@ class HttpProtocol(asyncio.Protocol):
         self._active: Exchange | None = None
         self._tail = b""
         self._upgraded = False
+        self._discard_tail = False
+        self._lingering = False
         self._reading_paused = False
         self._header_bytes = 0
         self._reject: tuple[int, str] | None = None
@@ -125,10 +131,19 @@ class HttpProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.listener.bytes_in += len(data)
+        if self._lingering:
+            return  # closing: read and drop until the client is done
         if self.ws is not None:
             self.ws.data_received(data)
             return
         if self._upgraded:
+            # Bytes after an Upgrade request: the WebSocket's first frames if it
+            # is accepted (bounded), nothing anyone will read if it is not.
+            if self._discard_tail:
+                return
+            if len(self._tail) + len(data) > self.listener.max_body:
+                self.linger_close()
+                return
             self._tail += data
             return
         try:
@@ -241,6 +256,10 @@ class HttpProtocol(asyncio.Protocol):
             request.keep_alive = False
             request.method = "!413"
         self._queue.append(request)
+        if request.upgrade:
+            # httptools raises HttpParserUpgrade next; data_received then keeps
+            # the bytes that followed the head and dispatches the request.
+            return
         if self._active is None:
             self._next()
         elif len(self._queue) > _MAX_QUEUED and not self._reading_paused:
@@ -263,6 +282,9 @@ class HttpProtocol(asyncio.Protocol):
             except Exception:
                 _log.exception("error answering %s %s", request.method, request.url)
                 exchange.error(HttpError(500, "500 - Internal Server Error"))
+            if request.upgrade and self.ws is None:
+                self._tail = b""
+                self._discard_tail = True
         if self._reading_paused and len(self._queue) < _MAX_QUEUED // 2 and not self.closed:
             self._reading_paused = False
             self.transport.resume_reading()
@@ -291,8 +313,27 @@ class HttpProtocol(asyncio.Protocol):
                 head(status, [("Content-Type", TEXT_PLAIN)], content_length=len(body),
                      keep_alive=False) + body
             )
-        self.transport.close()
+        self.linger_close()
+
+    def linger_close(self) -> None:
+        """Close after an error without resetting the connection.
+
+        Closing with the client's bytes unread makes the kernel send a RST,
+        which discards what the client has not read yet: our error answer.
+        So: half-close, read and drop for a while, then close (RFC 9112 9.6).
+        """
+        transport = self.transport
+        if self._lingering or transport is None:
+            return
+        self._lingering = True
         self.closed = True
+        self._clear_deadline()
+        try:
+            transport.write_eof()
+        except (OSError, RuntimeError, NotImplementedError):
+            transport.close()
+            return
+        self.loop.call_later(LINGER_TIMEOUT, transport.close)
 
 
 class Exchange:

@@ -51,7 +51,11 @@ class DeadlineScheduler:
                 target.on_timer(max(now, at))
             except Exception:
                 _log.exception("timer callback of %r failed", target)
-        if heap and self._handle is None:
+        # A callback may have armed the timer for its own, later deadline:
+        # the earliest entry decides.
+        if heap and (self._handle is None or heap[0][0] < self._handle_at):
+            if self._handle is not None:
+                self._handle.cancel()
             self._handle_at = heap[0][0]
             self._handle = self.loop.call_at(self._handle_at, self._fire)
 

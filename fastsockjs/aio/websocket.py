@@ -157,7 +157,7 @@ class WebSocket:
                 if not self.close_sent:
                     self.close_sent = True
                     self._write(self.codec.close(code, reason))
-                self._shutdown()
+                self._shutdown(linger=True)
                 return
 
     def send_text(self, text: str) -> None:
@@ -178,15 +178,19 @@ class WebSocket:
         self._timer = self.proto.loop.call_later(CLOSE_TIMEOUT, self.abort)
 
     def abort(self) -> None:
-        """Drop the connection now (after flushing what was written)."""
-        self._shutdown()
+        """Drop the connection now (what was written still goes out first)."""
+        self._shutdown(linger=True)
 
-    def _shutdown(self) -> None:
+    def _shutdown(self, linger: bool = False) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         if not self.closed:
-            self.transport.close()
+            if linger:
+                # The peer may still be sending: see HttpProtocol.linger_close.
+                self.proto.linger_close()
+            else:
+                self.transport.close()
             self.connection_lost()
 
     def connection_lost(self) -> None:

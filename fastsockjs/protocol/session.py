@@ -156,6 +156,7 @@ class Session(Drainable):
         "_deadline_kind",
         "_armed_at",
         "_flush_pending",
+        "_early",
         "__weakref__",
     )
 
@@ -174,6 +175,9 @@ class Session(Drainable):
         self._deadline_kind = 0
         self._armed_at = math.inf
         self._flush_pending = False
+        # Messages that arrive before 'connection' was emitted (e.g. in the same
+        # packet as the WebSocket handshake) wait here for the app's handlers.
+        self._early: list[Any] | None = None
         self._waiters: list[Any] | None = None
         self.connection: Connection = Connection(self)
         self.connection._spawn = host.spawn
@@ -234,7 +238,8 @@ class Session(Drainable):
         if self.state is ReadyState.CONNECTING:
             recv.send_frame(frames.OPEN_FRAME)
             self.state = ReadyState.OPEN
-            self.host.defer(self.host.opened, self.connection)
+            self._early = []
+            self.host.defer(self._announce)
         if self.recv is None:  # a polling receiver ends after one frame
             return True
         if self.outbox:
@@ -335,11 +340,21 @@ class Session(Drainable):
     def receive(self, message: Any) -> None:
         """A message from the client."""
         if self.state is _OPEN:
-            self.host.messages_in += 1
-            self.connection.emit("data", message)
+            self.receive_many([message])
+
+    def _announce(self) -> None:
+        """Emit 'connection' (after 'o' went out), then what arrived meanwhile."""
+        self.host.opened(self.connection)
+        early, self._early = self._early, None
+        if early:
+            self.host.messages_in += len(early)
+            self.connection.emit_each("data", early, self)
 
     def receive_many(self, messages: list[Any]) -> None:
         """Messages from the client, in order (what one frame or body carried)."""
+        if self._early is not None:
+            self._early.extend(messages)
+            return
         self.host.messages_in += len(messages)
         # A handler may close the session: later messages are then dropped.
         self.connection.emit_each("data", messages, self)

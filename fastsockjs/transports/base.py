@@ -145,7 +145,7 @@ def decode_body(text: str | None) -> list[Any]:
         raise HttpError(500, "Payload expected.")
     try:
         value = _decode(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise HttpError(500, "Broken JSON encoding.") from None
     if type(value) is not list:
         raise HttpError(500, "Payload expected.")

@@ -350,3 +350,17 @@ def test_socket_backlog_counts_once_the_transport_pushes_back(host: FakeHost) ->
     assert not s.connection.write("0123456789abc")
     r.paused = False
     assert s.connection.write("0123456789abc")
+
+
+def test_messages_before_the_connection_event_wait_for_it(host: FakeHost) -> None:
+    s = Session("sid", host)
+    s.attach(Recv())
+    got: list[Any] = []
+    # (the application attaches its handlers only when the event comes)
+    s.receive_many(["early-1", "early-2"])
+    s.connection.on("data", got.append)
+    assert got == []
+    host.end_turn()
+    assert got == ["early-1", "early-2"]
+    s.receive("later")
+    assert got == ["early-1", "early-2", "later"]
