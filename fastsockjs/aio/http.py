@@ -294,8 +294,8 @@ class HttpProtocol(asyncio.Protocol):
             return
         self._active = None
         if not keep_alive or self._upgraded:
-            self.transport.close()
-            self.closed = True
+            # The client may have pipelined more: no RST over unread answers.
+            self.linger_close()
             return
         if self._queue:
             self._next()

@@ -276,14 +276,7 @@ def test_close_frame_reaches_a_client_that_is_still_sending(srv: ServerThread) -
     assert len(out) == 4 * (60000 + 4) + len(close) and out.endswith(close), (len(out), out[-20:])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: the lingering close covers parse errors and failed WebSockets, not an answer "
-    "that ends the connection itself (a 5xx, 413, 'Connection: close', HTTP/1.0): "
-    "Exchange -> HttpProtocol._finished still calls transport.close() at once, so "
-    "pipelined requests that arrive after it make the kernel send a RST, and the RST "
-    "discards the answers the client has not read yet, those to the requests *before* "
-    "the 500 included (RFC 9112 9.6). Deterministic with uvloop; with the asyncio loop "
-    "it depends on whether the answers are still in the transport's buffer"))
+# Fixed: an answer that ends the connection also closes it lingering.
 def test_answers_before_a_closing_500_reach_a_pipelining_client() -> None:
     st = ServerThread(lambda: [echo(prefix="/e")], "uvloop").start()
     try:
