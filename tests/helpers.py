@@ -55,7 +55,7 @@ class ServerThread:
         asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(self._start())
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             self._error = exc
             self._ready.set()
             return
@@ -89,7 +89,7 @@ class ServerThread:
         def wrapper() -> None:
             try:
                 box.append((True, fn()))
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 box.append((False, exc))
             done.set()
 
@@ -293,6 +293,44 @@ def _frame_len(buf: bytearray) -> int:
 
 def close_code(payload: bytes) -> tuple[int, str]:
     return int.from_bytes(payload[:2], "big"), payload[2:].decode("utf-8")
+
+
+class _CompiledFrames:
+    """The compiled kernels (``fastsockjs._frames``), or why they are missing.
+
+    ``require()`` skips a test locally and fails it under ``CI=true`` (unless
+    ``FASTSOCKJS_BUILD_EXTENSION=skip`` says the build left them out on purpose).
+    """
+
+    def __init__(self) -> None:
+        self.error: str | None = None
+        try:
+            from fastsockjs import _frames  # type: ignore[attr-defined,unused-ignore]
+
+            self.module: Any = _frames
+        except ImportError as exc:  # pragma: no cover - depends on the build
+            self.module = None
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def __call__(self) -> Any:
+        return self.module
+
+    def require(self) -> Any:
+        import pytest
+
+        if self.module is not None:
+            return self.module
+        reason = (
+            f"fastsockjs._frames (Cython extension) is not built ({self.error}); "
+            "build it with FASTSOCKJS_BUILD_EXTENSION=required pip install -e ."
+        )
+        skip_build = os.environ.get("FASTSOCKJS_BUILD_EXTENSION", "").strip().lower() == "skip"
+        if CI and not skip_build:
+            pytest.fail("CI=true but " + reason, pytrace=False)
+        pytest.skip(reason)
+
+
+compiled_frames = _CompiledFrames()
 
 
 def jdump(obj: Any) -> str:

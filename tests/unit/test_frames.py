@@ -10,40 +10,16 @@ says the build deliberately left it out).
 from __future__ import annotations
 
 import json
-import os
 import struct
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from fastsockjs import _frames_py
+from tests.helpers import compiled_frames
 
-_compiled: ModuleType | None
-try:
-    from fastsockjs import _frames as _compiled_module
-
-    _compiled = _compiled_module
-    _COMPILED_ERROR: str | None = None
-except ImportError as exc:  # pragma: no cover - depends on the build
-    _compiled = None
-    _COMPILED_ERROR = f"{type(exc).__name__}: {exc}"
-
-
-def require_compiled() -> ModuleType:
-    """The compiled module, or skip (locally) / fail (in CI) with the reason."""
-    if _compiled is not None:
-        return _compiled
-    reason = (
-        "fastsockjs._frames (Cython extension) is not built "
-        f"({_COMPILED_ERROR}); build it with "
-        "FASTSOCKJS_BUILD_EXTENSION=required pip install -e ."
-    )
-    ci = os.environ.get("CI", "").strip().lower() == "true"
-    skip_build = os.environ.get("FASTSOCKJS_BUILD_EXTENSION", "").strip().lower() == "skip"
-    if ci and not skip_build:
-        pytest.fail("CI=true but " + reason, pytrace=False)
-    pytest.skip(reason)
+_compiled = compiled_frames()
+require_compiled = compiled_frames.require
 
 
 # ---------------------------------------------------------------------------
