@@ -148,6 +148,9 @@ def test_churn_soak() -> None:
     totals: dict[str, int] = {}
     lost: list[str] = []
     rounds: list[dict[str, Any]] = []
+    # Sockets and pipes that earlier tests dropped are closed only when collected:
+    # collect them first, or they close during a round and the count looks short.
+    gc.collect()
     base_fds = fd_count()
     rss_start = rss()
     try:
@@ -184,7 +187,7 @@ def test_churn_soak() -> None:
             })
             print("soak", rounds[-1], flush=True)
             assert state == (0, 0, 0), f"after round {rnd}: live sessions, connections, timers = {state}"
-            assert fd_count() == base_fds, f"after round {rnd}: {fd_count()} fds, baseline {base_fds}"
+            assert fd_count() <= base_fds, f"after round {rnd}: {fd_count()} fds, baseline {base_fds}"
             assert counters["opened"] == counters["closed"], counters
     finally:
         st.stop()
