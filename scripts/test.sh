@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Installs everything the tests need, then runs every test:
-#   1. the package with its C extension (required) and the test extras,
+#   1. the package with its C extension (required), the test and lint extras,
 #   2. system programs (scripts/setup-system.sh), npm packages (by the tests),
-#   3. the whole suite, then the core suites again on the pure-Python twin.
+#   3. ruff and mypy --strict, the whole suite, then the core suites again on
+#      the pure-Python twin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 export FASTSOCKJS_BUILD_EXTENSION=${FASTSOCKJS_BUILD_EXTENSION:-required}
-$PY -m pip install -q --disable-pip-version-check -e '.[test]'
+$PY -m pip install -q --disable-pip-version-check -e '.[test,lint]'
 bash scripts/setup-system.sh
+echo "== ruff, mypy --strict"
+$PY -m ruff check fastsockjs tests bench
+$PY -m mypy --strict fastsockjs
 $PY -c 'import fastsockjs; print("fastsockjs speedups_enabled =", fastsockjs.speedups_enabled)'
 $PY -m pytest -q -p no:cacheprovider "$@"
 echo "== again with the pure-Python twin (FASTSOCKJS_PURE_PYTHON=1)"

@@ -111,6 +111,8 @@ class HttpProtocol(asyncio.Protocol):
         self._deadline = _INF
 
     def on_timer(self, now: float) -> None:
+        if now < self._armed_at:
+            return  # superseded by an earlier arming (see aio/timers.py)
         self._armed_at = _INF
         if self.closed or not self._deadline_kind:
             return

@@ -2,7 +2,10 @@
 
 Sessions ask to be woken at a time; entries are never cancelled (a session
 whose deadline moved later simply re-arms when woken), so pushing is the only
-cost on the hot path and only deadlines that move *earlier* push at all.
+cost on the hot path and only deadlines that move *earlier* push at all. Each
+target remembers the time it is armed for (``_armed_at``) and ignores an entry
+that fires before it: that entry was superseded by an earlier one, and acting
+on it (re-arming) would leave one more entry in the heap for good.
 """
 
 from __future__ import annotations
@@ -45,8 +48,12 @@ class DeadlineScheduler:
         # call_at may run a little early (clock resolution): allow for it.
         now = self.loop.time()
         horizon = now + 0.002
+        # Only what is due now: an entry a callback pushes during this pass waits
+        # for the next one, so a target that re-arms for "now" cannot hold the loop.
+        due = []
         while heap and heap[0][0] <= horizon:
-            at, _, target = heapq.heappop(heap)
+            due.append(heapq.heappop(heap))
+        for at, _, target in due:
             try:
                 target.on_timer(max(now, at))
             except Exception:

@@ -81,6 +81,8 @@ class WebSocket:
             self.proto.listener.scheduler.schedule(self, at)
 
     def on_timer(self, now: float) -> None:
+        if now < self._armed_at:
+            return  # superseded by an earlier arming (see aio/timers.py)
         self._armed_at = _INF
         if self.closed or self._ping is None:
             return
@@ -96,10 +98,14 @@ class WebSocket:
                 # Check again soon; until the ping has left, the peer is not late.
                 self._rearm(now + min(1.0, timeout))
                 return
-            if now - self._ping_left_at >= timeout:
+            # Compare with the very sum the timer was armed for: `now - left >= timeout`
+            # can be false at that time (rounding), re-arming it for the same instant
+            # over and over inside one scheduler pass.
+            due = self._ping_left_at + timeout
+            if now >= due:
                 self._fail_keepalive()
                 return
-            self._rearm(self._ping_left_at + timeout)
+            self._rearm(due)
             return
         if self.close_sent:
             return

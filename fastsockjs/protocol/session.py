@@ -198,6 +198,8 @@ class Session(Drainable):
 
     def on_timer(self, now: float) -> None:
         """The host's timer fired for a time this session asked for."""
+        if now < self._armed_at:
+            return  # superseded by an earlier arming (see aio/timers.py)
         self._armed_at = math.inf
         if self.state is ReadyState.CLOSED or self._deadline_kind == 0:
             return

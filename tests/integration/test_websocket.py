@@ -164,7 +164,7 @@ def test_oversized_message_closes_1009(loop_kind: str) -> None:
 def test_fragmented_message_and_ping(ts: ServerThread) -> None:
     raw = RawWebSocket(ts.port, f"/echo/000/{uuid.uuid4()}/websocket")
     assert raw.recv_text() == "o"
-    raw.send_frame(1, '["frag'.encode(), fin=False)
+    raw.send_frame(1, b'["frag', fin=False)
     raw.send_frame(9, b"ping!")  # a control frame may come between fragments
     raw.send_frame(0, "ment ł\"]".encode()[:-2] + b'"]', fin=True)
     assert raw.recv_frame() == (10, b"ping!")

@@ -364,3 +364,18 @@ def test_messages_before_the_connection_event_wait_for_it(host: FakeHost) -> Non
     assert got == ["early-1", "early-2"]
     s.receive("later")
     assert got == ["early-1", "early-2", "later"]
+
+
+def test_timer_entries_stay_bounded_when_deadlines_move_earlier(host: FakeHost) -> None:
+    # Each streaming receiver arms the heartbeat (25 s); when it ends, the disconnect
+    # deadline (5 s) moves the wake-up earlier and the heartbeat entry is superseded.
+    # Was: a superseded entry re-armed itself when it fired, one more entry for good.
+    s, r, closes = opened(host)
+    for _ in range(100):
+        r.finish()
+        host.advance(1.0)
+        r = Recv()
+        s.attach(r)
+        host.advance(30.0)  # heartbeats, and every superseded entry fires
+    assert s.state is ReadyState.OPEN and closes == []
+    assert len(host.timers) <= 2, len(host.timers)
