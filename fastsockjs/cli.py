@@ -121,7 +121,11 @@ def _common(p: argparse.ArgumentParser, port: int, prefix: str | None) -> None:
         p.add_argument("--prefix", default=prefix, help=f"SockJS prefix (default {prefix})")
     p.add_argument("--sockjs-url", default=None, help="sockjs-client URL for the iframe page")
     p.add_argument("--sockjs-client", default=None, help="path of a local sockjs.min.js to serve")
-    p.add_argument("--log-level", default="info", help="debug, info, warning, error")
+    p.add_argument(
+        "--log-level", default="info", type=str.lower,
+        choices=("debug", "info", "warning", "error", "critical"),
+        help="debug, info (default; includes the access log), warning, error",
+    )
     p.add_argument("--no-uvloop", action="store_true", help="use the stdlib event loop")
     p.add_argument(
         "--workers", type=int, default=1, metavar="N",
@@ -134,6 +138,11 @@ def _common(p: argparse.ArgumentParser, port: int, prefix: str | None) -> None:
     p.add_argument(
         "--broker", default=None, metavar="URL",
         help="fan-out between processes: memory:// (default) or redis://host:port/db",
+    )
+    p.add_argument(
+        "--metrics-path", default=None, metavar="PATH",
+        help="serve Prometheus metrics at PATH, e.g. /metrics (needs fastsockjs[prometheus]);"
+        " off by default",
     )
     p.add_argument(
         "--shutdown-timeout", type=float, default=5.0, metavar="SECONDS",
@@ -231,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         reuse_port=args.reuse_port,
         broker=broker,
         shutdown_timeout=args.shutdown_timeout,
+        metrics_path=args.metrics_path,
     )
 
 

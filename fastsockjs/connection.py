@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +11,8 @@ from fastsockjs.events import EventEmitter
 
 if TYPE_CHECKING:
     from fastsockjs.protocol.session import ReadyState
+
+_error_log = logging.getLogger("fastsockjs.error")
 
 #: Request headers exposed to the application: sockjs-node's safe list (no cookies).
 EXPOSED_HEADERS = (
@@ -85,7 +88,14 @@ class Connection(EventEmitter):
         sent as its JSON text.
         """
         if type(message) is not str:
-            message = _as_text(message)
+            try:
+                message = _as_text(message)
+            except (TypeError, ValueError, RecursionError) as exc:
+                _error_log.error(
+                    "write(): a %s cannot be sent as JSON text (%s); not sent",
+                    type(message).__name__, exc,
+                )
+                return False
         return self._session.send(message)  # type: ignore[no-any-return]
 
     send = write

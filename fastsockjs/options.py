@@ -8,6 +8,7 @@ as a probable unit mistake.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -103,6 +104,13 @@ class Options:
             raise OptionsError("sockjs_url must not contain quotes, angle brackets or newlines")
         for name in ("heartbeat_delay", "disconnect_delay"):
             _check_delay(name, getattr(self, name))
+        for name in ("websocket", "disable_cors"):
+            if not isinstance(getattr(self, name), bool):
+                raise OptionsError(f"{name} must be True or False, not {getattr(self, name)!r}")
+        if self.logger is not None and not isinstance(
+            self.logger, (logging.Logger, logging.LoggerAdapter)
+        ):
+            raise OptionsError(f"logger must be a logging.Logger (or adapter), not {self.logger!r}")
         for name in ("response_limit", "max_message_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -168,7 +176,14 @@ class Options:
 
 
 def _check_delay(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    # (NaN fails every comparison: without isfinite() it would pass, and a NaN
+    # deadline is never armed, so sessions would never expire.)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise OptionsError(f"{name} must be a positive number of seconds, not {value!r}")
     if value > _MAX_DELAY:
         raise OptionsError(

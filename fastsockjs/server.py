@@ -100,9 +100,11 @@ async def serve(
     port: int = 0,
     fallback: Fallback | None = None,
     reuse_port: bool = False,
+    metrics_path: str | None = None,
 ) -> Listener:
-    """Mount ``servers`` (each at its own ``prefix``) on a new listener and start it."""
-    listener = Listener(fallback)
+    """Mount ``servers`` (each at its own ``prefix``) on a new listener and start it;
+    ``metrics_path`` serves Prometheus metrics there (the ``prometheus`` extra)."""
+    listener = Listener(fallback, metrics_path=metrics_path)
     for server in servers:
         server.install_handlers(listener)
     await listener.listen(host, port, reuse_port=reuse_port)

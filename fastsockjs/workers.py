@@ -88,6 +88,7 @@ def run_worker(
     broker: Broker | None = None,
     shutdown_timeout: float = 5.0,
     on_listening: Callable[[int], None] | None = None,
+    metrics_path: str | None = None,
 ) -> None:
     """Like :func:`fastsockjs.run`, plus SO_REUSEPORT and a broker's lifecycle:
     start the broker, serve until SIGINT / SIGTERM, then ``Listener.shutdown``
@@ -106,7 +107,8 @@ def run_worker(
         if broker is not None:
             await broker.start()
         listener = await serve(
-            *servers, host=host, port=port, fallback=fallback, reuse_port=reuse_port
+            *servers, host=host, port=port, fallback=fallback, reuse_port=reuse_port,
+            metrics_path=metrics_path,
         )
         log.info(
             "listening on http://%s:%d (worker %s, pid %d%s)", host, listener.port,

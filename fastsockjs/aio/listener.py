@@ -19,6 +19,7 @@ from fastsockjs.aio.timers import DeadlineScheduler
 from fastsockjs.protocol.http import TEXT_PLAIN, HttpError, Request
 from fastsockjs.protocol.routing import MethodNotAllowed, NotFound, owns, route
 from fastsockjs.transports import HANDLERS
+from fastsockjs.workers import worker_id
 
 _log = logging.getLogger("fastsockjs.error")
 _access = logging.getLogger("fastsockjs.access")
@@ -74,6 +75,7 @@ class Listener:
         request_timeout: float = 30.0,
         keepalive_timeout: float = 75.0,
         metrics_path: str | None = None,
+        worker: str | None = None,
     ) -> None:
         """``fallback`` answers requests outside every prefix (404 without one).
 
@@ -83,9 +85,11 @@ class Listener:
         ``request_timeout`` seconds for a request's head and body to arrive
         (408), ``keepalive_timeout`` seconds an idle connection is kept.
         ``metrics_path`` (e.g. ``"/metrics"``) serves Prometheus metrics there
-        (needs the ``prometheus`` extra); off by default.
+        (needs the ``prometheus`` extra); off by default. Every metric is labelled
+        ``worker`` (default: this process's :func:`fastsockjs.workers.worker_id`).
         """
         self.metrics_path = metrics_path
+        self.worker = worker if worker is not None else worker_id()
         if metrics_path is not None:
             import prometheus_client  # noqa: F401 - fail at construction, not per scrape
         self.endpoints: list[Endpoint] = []
@@ -232,7 +236,7 @@ class Listener:
         if path == self.metrics_path and request.method == "GET":
             from fastsockjs.metrics import exposition
 
-            body, ctype = exposition(self)
+            body, ctype = exposition(self, self.worker)
             exchange.respond(200, [("Content-Type", ctype)], body)
             return
         for endpoint in self.endpoints:

@@ -157,6 +157,7 @@ class Session(Drainable):
         "_armed_at",
         "_flush_pending",
         "_early",
+        "_close_deferred",
         "__weakref__",
     )
 
@@ -178,6 +179,8 @@ class Session(Drainable):
         # Messages that arrive before 'connection' was emitted (e.g. in the same
         # packet as the WebSocket handshake) wait here for the app's handlers.
         self._early: list[Any] | None = None
+        # Closed before 'connection' was emitted: 'close' waits for it (see _announce).
+        self._close_deferred = False
         self._waiters: list[Any] | None = None
         self.connection: Connection = Connection(self)
         self.connection._spawn = host.spawn
@@ -345,12 +348,18 @@ class Session(Drainable):
             self.receive_many([message])
 
     def _announce(self) -> None:
-        """Emit 'connection' (after 'o' went out), then what arrived meanwhile."""
+        """Emit 'connection' (after 'o' went out), then what arrived meanwhile, then
+        'close' if the session already ended (e.g. a close frame in the handshake's
+        packet): the application sees every session it was told of end."""
         self.host.opened(self.connection)
         early, self._early = self._early, None
         if early:
             self.host.messages_in += len(early)
             self.connection.emit_each("data", early, self)
+        if self._close_deferred:
+            self._close_deferred = False
+            self.connection.emit("close")
+            self.connection.remove_all_listeners()
 
     def receive_many(self, messages: list[Any]) -> None:
         """Messages from the client, in order (what one frame or body carried)."""
@@ -378,6 +387,9 @@ class Session(Drainable):
             self.close_frame = frames.close_frame(1002, "Connection interrupted")
         self.host.forget(self)
         self.wake_drainers()
+        if self._early is not None:  # 'connection' not emitted yet
+            self._close_deferred = True
+            return
         self.connection.emit("close")
         self.connection.remove_all_listeners()
 

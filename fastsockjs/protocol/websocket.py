@@ -241,7 +241,17 @@ class Codec:
 
     @staticmethod
     def text(message: str) -> bytes:
-        return frames.build_frame(OP_TEXT, message.encode("utf-8"))
+        try:
+            data = message.encode("utf-8")
+        except UnicodeEncodeError:
+            # Lone surrogates have no UTF-8 form: pair what pairs up and make the
+            # rest U+FFFD, as a JavaScript sender's UTF-8 encoder does.
+            data = (
+                message.encode("utf-16-le", "surrogatepass")
+                .decode("utf-16-le", "replace")
+                .encode("utf-8")
+            )
+        return frames.build_frame(OP_TEXT, data)
 
     @staticmethod
     def binary(message: bytes) -> bytes:

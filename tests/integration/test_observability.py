@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from fastsockjs.apps import echo
+from fastsockjs.workers import worker_id
 from tests.helpers import RawHttp, RawWebSocket, ServerThread, request
 
 
@@ -66,6 +67,7 @@ def test_prometheus_endpoint(st: ServerThread) -> None:
     r = request(st.port, "GET", "/metrics")
     assert r.status == 200
     text = r.text
-    assert 'fastsockjs_sessions{prefix="/o",transport="xhr-polling",worker=""} 1.0' in text
+    worker = worker_id()  # pid<pid> outside --workers: the server runs in this process
+    assert f'fastsockjs_sessions{{prefix="/o",transport="xhr-polling",worker="{worker}"}} 1.0' in text
     assert "fastsockjs_opened_total" in text
     assert "fastsockjs_bytes_in_total" in text

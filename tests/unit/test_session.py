@@ -379,3 +379,44 @@ def test_timer_entries_stay_bounded_when_deadlines_move_earlier(host: FakeHost) 
         host.advance(30.0)  # heartbeats, and every superseded entry fires
     assert s.state is ReadyState.OPEN and closes == []
     assert len(host.timers) <= 2, len(host.timers)
+
+
+def test_a_session_closed_before_its_connection_event_still_closes_once(host: FakeHost) -> None:
+    # E.g. a WebSocket close frame in the handshake's packet ends the session before
+    # the deferred 'connection' runs. Was: 'close' fired with no listener yet, then
+    # 'connection' arrived on a CLOSED session, and the app never saw it end.
+    s = Session("sid", host)
+    r = Recv()
+    s.attach(r)
+    s.receive_many(["early"])
+    r.abort()
+    assert s.state is ReadyState.CLOSED and host.opened_conns == []
+    events: list[str] = []
+
+    def on_open(conn: Any) -> None:
+        events.append("connection")
+        conn.on("close", lambda: events.append("close"))
+
+    host.opened = on_open  # type: ignore[method-assign]
+    host.end_turn()
+    assert events == ["connection", "close"]
+    host.end_turn()
+    host.advance(60)
+    assert events == ["connection", "close"]
+
+
+@pytest.mark.parametrize("bad", [object(), {1, 2}, [object()]])
+def test_write_never_raises_on_what_json_cannot_encode(host: FakeHost, bad: Any) -> None:
+    s, r, _ = opened(host)
+    assert s.connection.write(bad) is False
+    s.close()
+    assert s.connection.write(bad) is False
+    assert s.connection.write("late") is False
+
+
+def test_write_of_a_self_referencing_list_returns_false(host: FakeHost) -> None:
+    s, r, _ = opened(host)
+    loop: list[Any] = []
+    loop.append(loop)
+    assert s.connection.write(loop) is False
+    assert s.connection.write(["fine"]) is True

@@ -111,3 +111,4 @@ def _masked_pong() -> bytes:
     mask = b"\x01\x02\x03\x04"
     body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
     return bytes([0x8A, 0x80 | len(payload)]) + mask + body
+
