@@ -69,7 +69,7 @@ class Listener:
         self,
         fallback: Fallback | None = None,
         *,
-        max_body: int = 1024 * 1024,
+        max_body: int = 8 * 1024 * 1024,
         max_request_line: int = 8192,
         max_header_bytes: int = 64 * 1024,
         request_timeout: float = 30.0,
@@ -80,7 +80,8 @@ class Listener:
         """``fallback`` answers requests outside every prefix (404 without one).
 
         Limits: ``max_body`` bytes of request body (413; raised to the largest
-        ``max_message_size`` of the mounted servers), ``max_request_line``
+        ``max_message_size`` of the mounted servers; an ``xhr_send`` body may
+        carry many messages, each bounded by ``max_message_size``), ``max_request_line``
         bytes of URL (414), ``max_header_bytes`` of header block (431);
         ``request_timeout`` seconds for a request's head and body to arrive
         (408), ``keepalive_timeout`` seconds an idle connection is kept.

@@ -4,6 +4,7 @@ I/O layer provides, and decoding of message bodies."""
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fastsockjs.protocol.http import Headers, HttpError, Request
@@ -139,8 +140,13 @@ def open_session(endpoint: Endpoint, route: Route) -> Session:
     return endpoint.open_session(route.session_id)
 
 
-def decode_body(text: str | None) -> list[Any]:
-    """Messages of an ``xhr_send`` / ``jsonp_send`` body: a JSON array, strictly."""
+def decode_body(text: str | None, max_message_size: int | None = None) -> list[Any]:
+    """Messages of an ``xhr_send`` / ``jsonp_send`` body: a JSON array, strictly.
+
+    ``max_message_size`` bounds each message (the UTF-8 bytes of its JSON text in
+    the body), not the body: sockjs-client sends every message queued meanwhile in
+    one body, so legitimate bodies can hold several large messages.
+    """
     if not text:
         raise HttpError(500, "Payload expected.")
     try:
@@ -149,7 +155,30 @@ def decode_body(text: str | None) -> list[Any]:
         raise HttpError(500, "Broken JSON encoding.") from None
     if type(value) is not list:
         raise HttpError(500, "Payload expected.")
+    # A body no larger than the limit cannot hold a larger message (cheap check first).
+    if max_message_size is not None and len(text) * 4 > max_message_size and value:
+        _check_message_sizes(text, max_message_size)
     return value
+
+
+_skip_ws = re.compile(r"[ \t\n\r]*").match
+
+
+def _check_message_sizes(text: str, limit: int) -> None:
+    """413 if one element of the (valid) JSON array ``text`` is over ``limit`` bytes."""
+    if len(text.encode("utf-8")) <= limit:
+        return
+    scan = _raw_decode
+    pos = _skip_ws(text, _skip_ws(text).end() + 1).end()  # after "[" (it decoded as an array)
+    while True:
+        _value, end = scan(text, pos)
+        size = end - pos
+        if size * 4 > limit and (size > limit or len(text[pos:end].encode("utf-8")) > limit):
+            raise HttpError(413, "Payload Too Large")
+        pos = _skip_ws(text, end).end()
+        if text[pos] == "]":
+            return
+        pos = _skip_ws(text, pos + 1).end()  # after ","
 
 
 def _no_constant(name: str) -> Any:
@@ -157,12 +186,14 @@ def _no_constant(name: str) -> Any:
 
 
 # One decoder for every body: json.loads with arguments builds a new one per call.
-_decode = json.JSONDecoder(parse_constant=_no_constant).decode
+_decoder = json.JSONDecoder(parse_constant=_no_constant)
+_decode = _decoder.decode
+_raw_decode = _decoder.raw_decode
 
 
 def body_text(endpoint: Endpoint, request: Request) -> str:
-    if len(request.body) > endpoint.options.max_message_size:
-        raise HttpError(413, "Payload Too Large")
+    # (The body as a whole is bounded by the listener's max_body; each message by
+    # max_message_size, in decode_body.)
     try:
         return request.body.decode("utf-8")
     except UnicodeDecodeError:

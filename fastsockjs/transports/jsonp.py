@@ -49,7 +49,7 @@ def jsonp_send(endpoint: Endpoint, request: Request, exchange: Exchange, route: 
     if ctype == "application/x-www-form-urlencoded":
         form = parse_qs(text, keep_blank_values=True)
         text = form.get("d", [""])[0]
-    deliver(endpoint, route, decode_body(text))
+    deliver(endpoint, route, decode_body(text, endpoint.options.max_message_size))
     headers: Headers = [("Content-Type", TEXT_PLAIN)]
     endpoint.session_headers(request, headers, cors=False)
     # Konqueror mishandles 204 here, hence a tiny body.

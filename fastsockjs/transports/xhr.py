@@ -53,7 +53,7 @@ def xhr_streaming(endpoint: Endpoint, request: Request, exchange: Exchange, rout
 
 
 def xhr_send(endpoint: Endpoint, request: Request, exchange: Exchange, route: Route) -> None:
-    messages = decode_body(body_text(endpoint, request))
+    messages = decode_body(body_text(endpoint, request), endpoint.options.max_message_size)
     deliver(endpoint, route, messages)
     # Firefox treats a 204 without a content type as XML and complains.
     headers: Headers = [("Content-Type", TEXT_PLAIN)]
