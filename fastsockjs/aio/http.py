@@ -30,6 +30,7 @@ LINGER_TIMEOUT = 2.0
 _INF = float("inf")
 _REQUEST = 1  # deadline for a request's head and body to arrive (slowloris)
 _IDLE = 2  # deadline for an idle keep-alive connection
+_HANDSHAKE = 3  # deadline for a draft-76 client's 8-byte nonce, after our 101
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -122,6 +123,10 @@ class HttpProtocol(asyncio.Protocol):
             return
         if self._deadline_kind == _REQUEST:
             self._fail(408, "Request Timeout")
+        elif self._deadline_kind == _HANDSHAKE:
+            # The 101 is out: no HTTP answer fits any more, only closing.
+            self.transport.close()
+            self.closed = True
         elif self._active is None:
             self.transport.close()
             self.closed = True
@@ -448,7 +453,8 @@ class Exchange:
         tail, proto._tail = proto._tail, b""
         if hixie76:
             proto.send(wsproto.hixie76_response(request))
-            proto._clear_deadline()
+            # The nonce is the rest of the request: it gets the request timeout too.
+            proto._set_deadline(_HANDSHAKE, proto.listener.request_timeout)
             handshake = Hixie76Handshake(proto, request, app, max_size)
             proto.ws = handshake
             if tail:

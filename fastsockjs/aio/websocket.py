@@ -230,6 +230,7 @@ class Hixie76Handshake:
         if len(self.buf) < 8:
             return
         nonce, rest = self.buf[:8], self.buf[8:]
+        self.proto._clear_deadline()
         try:
             answer = wsproto.hixie76_answer(self.request, nonce)
         except ValueError:

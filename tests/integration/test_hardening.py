@@ -154,6 +154,26 @@ def test_slow_request_gets_408_and_idle_keepalive_is_closed(loop_kind: str) -> N
         st.stop()
 
 
+def test_draft76_client_that_never_sends_its_nonce_is_closed(loop_kind: str) -> None:
+    # Was: the 101 cleared the request deadline, and nothing bounded the wait for
+    # the 8-byte nonce (draft-76 sessions have no pings): a slowloris hole.
+    st = ServerThread(lambda: [echo(prefix="/e")], loop_kind,
+                      request_timeout=0.3, keepalive_timeout=0.3).start()
+    try:
+        http = RawHttp(st.port)
+        status, _ = http.request("GET", sid("/e") + "/websocket", {
+            "Connection": "Upgrade", "Upgrade": "WebSocket", "Origin": "http://127.0.0.1",
+            "Sec-WebSocket-Key1": "4 @1  46546xW%0l 1 5", "Sec-WebSocket-Key2": "12998 5 Y3 1  .P00",
+        })
+        assert status == 101
+        http.send(b"aaaa")  # half a nonce, then silence
+        t0 = time.monotonic()
+        assert http.closed()
+        assert time.monotonic() - t0 < 3
+    finally:
+        st.stop()
+
+
 # -- WebSocket keep-alive ------------------------------------------------------------------------
 
 def test_ws_peer_that_never_pongs_is_dropped(loop_kind: str) -> None:
