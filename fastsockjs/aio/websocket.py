@@ -24,7 +24,9 @@ class WebSocket:
     ``interval`` seconds, and the peer is dropped (1011) if no pong came
     ``timeout`` seconds after the ping actually left: the clock starts once
     every byte queued before the ping has reached the kernel, so a large
-    send on a slow link is not taken for a dead peer."""
+    send on a slow link is not taken for a dead peer. While the ping waits
+    behind such a send, a peer that takes no byte at all for ``timeout``
+    seconds (it stopped reading) is dropped the same way."""
 
     __slots__ = (
         "proto",
@@ -38,6 +40,8 @@ class WebSocket:
         "_written",
         "_ping_end",
         "_ping_left_at",
+        "_sent_mark",
+        "_sent_mark_at",
         "_next_at",
         "_armed_at",
     )
@@ -56,6 +60,9 @@ class WebSocket:
         self._written = 0  # bytes handed to the transport (for ping departure)
         self._ping_end = 0  # _written just after the outstanding ping; 0: none
         self._ping_left_at = 0.0
+        # While a ping waits to leave: bytes the kernel had taken, and since when.
+        self._sent_mark = 0
+        self._sent_mark_at = 0.0
         self._next_at = 0.0
         self._armed_at = _INF
         if ping is not None and isinstance(codec, wsproto.Codec):
@@ -95,6 +102,11 @@ class WebSocket:
                 sent = self._written - self.transport.get_write_buffer_size()
                 if sent >= self._ping_end:
                     self._ping_left_at = now
+                elif sent > self._sent_mark:
+                    self._sent_mark, self._sent_mark_at = sent, now  # slow, but reading
+                elif now >= self._sent_mark_at + timeout:
+                    self._fail_keepalive()  # not reading at all
+                    return
                 # Check again soon; until the ping has left, the peer is not late.
                 self._rearm(now + min(1.0, timeout))
                 return
@@ -111,13 +123,20 @@ class WebSocket:
             return
         self._write(self.codec.ping(b"fastsockjs"))
         self._ping_end = self._written
-        self._ping_left_at = now if self.transport.get_write_buffer_size() == 0 else 0.0
+        buffered = self.transport.get_write_buffer_size()
+        self._ping_left_at = now if buffered == 0 else 0.0
+        self._sent_mark, self._sent_mark_at = self._written - buffered, now
         self._rearm(now + (min(1.0, timeout) if not self._ping_left_at else timeout))
 
     def _fail_keepalive(self) -> None:
         if not self.close_sent:
             self.close_sent = True
             self._write(self.codec.close(1011, "keepalive ping timeout"))
+        if self.transport.get_write_buffer_size():
+            # A peer that does not read would hold a graceful close open forever.
+            self.transport.abort()
+            self.connection_lost()
+            return
         self._shutdown()
 
     def _write(self, data: bytes) -> None:

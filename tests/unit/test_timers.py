@@ -58,10 +58,16 @@ class FakeScheduler:
 
 
 def keepalive(now: float, interval: float, timeout: float) -> tuple[WebSocket, Any]:
-    """A WebSocket with keep-alive pings over fakes; the clock is ``clock.t``."""
+    """A WebSocket with keep-alive pings over fakes; the clock is ``clock.t``, the
+    transport's unsent bytes ``fx.buffered[0]``."""
     clock = SimpleNamespace(t=now)
     sent: list[bytes] = []
-    transport = SimpleNamespace(get_write_buffer_size=lambda: 0, close=lambda: None)
+    buffered = [0]
+    aborted: list[bool] = []
+    transport = SimpleNamespace(
+        get_write_buffer_size=lambda: buffered[0], close=lambda: None,
+        abort=lambda: aborted.append(True),
+    )
     proto = SimpleNamespace(
         loop=SimpleNamespace(time=lambda: clock.t),
         transport=transport,
@@ -72,7 +78,8 @@ def keepalive(now: float, interval: float, timeout: float) -> tuple[WebSocket, A
     app = SimpleNamespace(closed=0)
     app.on_closed = lambda: setattr(app, "closed", app.closed + 1)
     ws = WebSocket(proto, wsproto.Codec(1 << 20), app, (interval, timeout))  # type: ignore[arg-type]
-    return ws, SimpleNamespace(clock=clock, sent=sent, proto=proto, app=app)
+    return ws, SimpleNamespace(clock=clock, sent=sent, proto=proto, app=app,
+                               buffered=buffered, aborted=aborted)
 
 
 def test_silent_peer_dropped_exactly_at_the_timeout_despite_rounding() -> None:
@@ -112,3 +119,25 @@ def _masked_pong() -> bytes:
     body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
     return bytes([0x8A, 0x80 | len(payload)]) + mask + body
 
+
+
+def test_a_peer_that_stops_reading_is_dropped_while_the_ping_waits() -> None:
+    ws, fx = keepalive(100.0, 1.0, 5.0)
+    fx.buffered[0] = 4_000_000  # a large send the peer never reads
+    ws.on_timer(101.0)  # the ping is queued behind it
+    t = 101.0
+    while not ws.closed and t < 120.0:
+        t += 1.0
+        ws.on_timer(t)
+    assert ws.closed and fx.app.closed == 1 and fx.aborted == [True]
+    assert t == 106.0  # the timeout after the last byte the kernel took
+
+
+def test_a_slow_reader_keeps_its_session_while_bytes_leave() -> None:
+    ws, fx = keepalive(100.0, 1.0, 5.0)
+    fx.buffered[0] = 4_000_000
+    ws.on_timer(101.0)
+    for t in range(102, 140):
+        fx.buffered[0] -= 50_000  # slow, but reading
+        ws.on_timer(float(t))
+    assert not ws.closed
