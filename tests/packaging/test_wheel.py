@@ -286,3 +286,35 @@ def test_pure_wheel_has_no_extension_and_works(dists: Dists, workdir: Path) -> N
     assert _inside(found["file"], venv) and _inside(found["impl"], venv), found
     assert str(found["impl"]).endswith("_frames_py.py"), found
     assert found["encoded"] == 'a["x"]'
+
+
+@pytest.mark.parametrize("broken", ["cython", "compiler"])
+def test_optional_build_falls_back_and_required_fails(workdir: Path, broken: str) -> None:
+    """FASTSOCKJS_BUILD_EXTENSION=optional ships the twins, with a warning, when
+    the extension cannot be built (a .pyx Cython rejects, or no working C
+    compiler); required fails the build instead."""
+    _require_module("build")
+    src = workdir / f"broken-{broken}"
+    _copy_tracked(src)
+    env = _env()
+    if broken == "cython":
+        with (src / "fastsockjs" / "_frames.pyx").open("a") as f:
+            f.write("\ndef broken(:\n")
+    else:
+        env["CC"] = "/bin/false"
+        env["LDSHARED"] = "/bin/false"
+    out = workdir / f"wheel-broken-{broken}"
+    proc = _run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", out, src],
+        timeout=600, env={**env, "FASTSOCKJS_BUILD_EXTENSION": "optional"},
+    )
+    assert "using the pure-Python twins" in proc.stdout + proc.stderr
+    names, _ = _wheel_meta(_only(out, "fastsockjs-*.whl"))
+    assert not [n for n in names if n.endswith((".so", ".pyd"))], sorted(names)
+    failed = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir",
+         str(workdir / f"wheel-broken-{broken}-required"), str(src)],
+        env={**env, "FASTSOCKJS_BUILD_EXTENSION": "required"},
+        capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+    )
+    assert failed.returncode != 0, failed.stdout[-2000:]
