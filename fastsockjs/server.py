@@ -101,10 +101,12 @@ async def serve(
     fallback: Fallback | None = None,
     reuse_port: bool = False,
     metrics_path: str | None = None,
+    **limits: Any,
 ) -> Listener:
     """Mount ``servers`` (each at its own ``prefix``) on a new listener and start it;
-    ``metrics_path`` serves Prometheus metrics there (the ``prometheus`` extra)."""
-    listener = Listener(fallback, metrics_path=metrics_path)
+    ``metrics_path`` serves Prometheus metrics there (the ``prometheus`` extra), and
+    ``limits`` are the Listener's (``max_body``, ``request_timeout``, ...)."""
+    listener = Listener(fallback, metrics_path=metrics_path, **limits)
     for server in servers:
         server.install_handlers(listener)
     await listener.listen(host, port, reuse_port=reuse_port)
@@ -127,17 +129,18 @@ def run(
     fallback: Fallback | None = None,
     use_uvloop: bool = True,
     shutdown_timeout: float = 5.0,
+    **limits: Any,
 ) -> None:
     """Serve until SIGINT / SIGTERM, then shut down gracefully: every session
     gets ``c[1001,"Server shutting down"]``, with ``shutdown_timeout`` seconds
-    for it to go out."""
+    for it to go out. ``limits`` go to the Listener (``max_body``, ...)."""
     loop = new_event_loop() if use_uvloop else asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
 
     async def main() -> None:
         import signal
 
-        listener = await serve(*servers, host=host, port=port, fallback=fallback)
+        listener = await serve(*servers, host=host, port=port, fallback=fallback, **limits)
         logging.getLogger("fastsockjs").info("listening on http://%s:%d", host, listener.port)
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -164,7 +164,11 @@ def jsessionid_header(request: Request, jsessionid: Any, out: Headers) -> None:
     if callable(jsessionid):
         value = jsessionid(request.cookies())
         if value:
-            out.append(("Set-Cookie", str(value)))
+            value = str(value)
+            # What the hook returns may echo the client's cookie: no header injection.
+            if any(c in value for c in "\r\n\0"):
+                raise HttpError(500, "Invalid JSESSIONID cookie.")
+            out.append(("Set-Cookie", value))
         return
     jsid = request.cookies().get("JSESSIONID", "")
     if not _JSESSIONID_RE.fullmatch(jsid):

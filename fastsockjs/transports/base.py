@@ -161,7 +161,12 @@ def decode_body(text: str | None, max_message_size: int | None = None) -> list[A
     return value
 
 
-_skip_ws = re.compile(r"[ \t\n\r]*").match
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _skip_ws(text: str, pos: int = 0) -> int:
+    """The index of the first non-whitespace character at or after ``pos``."""
+    return _WHITESPACE.match(text, pos).end()  # type: ignore[union-attr] # always matches
 
 
 def _check_message_sizes(text: str, limit: int) -> None:
@@ -169,16 +174,16 @@ def _check_message_sizes(text: str, limit: int) -> None:
     if len(text.encode("utf-8")) <= limit:
         return
     scan = _raw_decode
-    pos = _skip_ws(text, _skip_ws(text).end() + 1).end()  # after "[" (it decoded as an array)
+    pos = _skip_ws(text, _skip_ws(text) + 1)  # after "[" (it decoded as an array)
     while True:
         _value, end = scan(text, pos)
         size = end - pos
         if size * 4 > limit and (size > limit or len(text[pos:end].encode("utf-8")) > limit):
             raise HttpError(413, "Payload Too Large")
-        pos = _skip_ws(text, end).end()
+        pos = _skip_ws(text, end)
         if text[pos] == "]":
             return
-        pos = _skip_ws(text, pos + 1).end()  # after ","
+        pos = _skip_ws(text, pos + 1)  # after ","
 
 
 def _no_constant(name: str) -> Any:

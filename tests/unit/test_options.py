@@ -61,3 +61,21 @@ def test_bad_values_fail_at_construction(options: dict[str, Any], says: str) -> 
 def test_a_logger_or_adapter_is_accepted() -> None:
     Server(logger=logging.getLogger("mine"))
     Server(logger=logging.LoggerAdapter(logging.getLogger("mine"), {"x": 1}))
+
+
+def test_a_jsessionid_hook_cannot_inject_headers() -> None:
+    from types import SimpleNamespace
+
+    from fastsockjs.protocol.http import HttpError, jsessionid_header
+
+    request = SimpleNamespace(cookies=lambda: {"JSESSIONID": "abc\r\nX-Evil: 1"})
+
+    def echo_cookie(cookies: dict[str, str]) -> str:
+        return f"JSESSIONID={cookies['JSESSIONID']}; path=/"
+
+    out: list[tuple[str, str]] = []
+    with pytest.raises(HttpError) as err:
+        jsessionid_header(request, echo_cookie, out)  # type: ignore[arg-type]
+    assert err.value.status == 500 and out == []
+    jsessionid_header(SimpleNamespace(cookies=lambda: {"JSESSIONID": "abc"}), echo_cookie, out)  # type: ignore[arg-type]
+    assert out == [("Set-Cookie", "JSESSIONID=abc; path=/")]
