@@ -1,0 +1,131 @@
+"""The command line in one process: every server command starts on --port 0,
+serves a SockJS session, and on SIGTERM or SIGINT closes it with
+c[1001,"Server shutting down"] and exits 0; `run module:factory` serves the
+user's Servers and emits 'close' exactly once per session."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import RawWebSocket, request
+
+ROOT = Path(__file__).resolve().parents[2]
+
+FACTORY = '''
+import logging
+import fastsockjs
+
+log = logging.getLogger("factory")
+
+
+def make():
+    server = fastsockjs.Server(prefix="/mine")
+
+    @server.on("connection")
+    def _open(conn):
+        conn.on("data", lambda m: conn.write("mine:" + m))
+        conn.on("close", lambda: log.warning("closed %s", conn.id))
+
+    return [server]
+'''
+
+
+class Cli:
+    def __init__(self, tmp: Path, *args: str) -> None:
+        self.log_path = tmp / "cli.log"
+        self.log = self.log_path.open("w")
+        env = {**os.environ, "PYTHONPATH": str(tmp)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fastsockjs", *args, "--host", "127.0.0.1", "--port", "0",
+             "--log-level", "info"],
+            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmp, env=env,
+        )
+        self.port = self._port()
+
+    def text(self) -> str:
+        return self.log_path.read_text()
+
+    def _port(self) -> int:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", self.text())
+            if m:
+                return int(m.group(1))
+            assert self.proc.poll() is None, self.text()
+            time.sleep(0.05)
+        raise AssertionError("no 'listening on' line:\n" + self.text())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.log.close()
+
+
+@pytest.mark.parametrize(
+    ("command", "prefix", "sig"),
+    [
+        (["echo"], "/echo", signal.SIGTERM),
+        (["echo", "--prefix", "/e2"], "/e2", signal.SIGINT),
+        (["testserver"], "/echo", signal.SIGTERM),
+        (["chat"], "/chat", signal.SIGINT),
+        (["run", "factory_mod:make"], "/mine", signal.SIGTERM),
+    ],
+    ids=["echo-term", "echo-prefix-int", "testserver-term", "chat-int", "run-term"],
+)
+def test_command_serves_then_shuts_down_gracefully(
+    tmp_path: Path, command: list[str], prefix: str, sig: signal.Signals
+) -> None:
+    (tmp_path / "factory_mod.py").write_text(textwrap.dedent(FACTORY))
+    cli = Cli(tmp_path, *command)
+    try:
+        assert request(cli.port, "GET", prefix).body == b"Welcome to SockJS!\n"
+        ws = RawWebSocket(cli.port, f"{prefix}/000/{uuid.uuid4().hex}/websocket")
+        assert ws.recv_text() == "o"
+        if command[0] in ("echo", "run"):
+            ws.send_text('["hi"]')
+            expected = 'a["mine:hi"]' if command[0] == "run" else 'a["hi"]'
+            assert ws.recv_text() == expected
+        t0 = time.monotonic()
+        cli.proc.send_signal(sig)
+        frames = []
+        while (f := ws.recv_text()) != 'c[1001,"Server shutting down"]':
+            frames.append(f)  # a chat greeting or heartbeat may come first
+            assert len(frames) < 10, frames
+        assert cli.proc.wait(15) == 0, cli.text()
+        assert time.monotonic() - t0 < 10
+        ws.close()
+        if command[0] == "run":
+            assert cli.text().count("closed ") == 1, cli.text()
+    finally:
+        cli.stop()
+
+
+def test_bad_log_level_is_refused(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "fastsockjs", "echo", "--log-level", "loud"],
+        capture_output=True, text=True, timeout=30, cwd=ROOT,
+    )
+    assert out.returncode == 2 and "--log-level" in out.stderr
+
+
+def test_metrics_path_flag_serves_prometheus_with_the_worker_label(tmp_path: Path) -> None:
+    cli = Cli(tmp_path, "echo", "--metrics-path", "/metrics")
+    try:
+        r = request(cli.port, "GET", "/metrics")
+        assert r.status == 200
+        assert f'worker="pid{cli.proc.pid}"' in r.body.decode()
+        cli.proc.send_signal(signal.SIGTERM)
+        assert cli.proc.wait(15) == 0
+    finally:
+        cli.stop()
