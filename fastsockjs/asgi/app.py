@@ -76,7 +76,7 @@ class SockJSApp:
         self,
         *servers: Server,
         fallback: ASGIApp | None = None,
-        max_body: int = 1024 * 1024,
+        max_body: int = 8 * 1024 * 1024,
         shutdown_timeout: float = 5.0,
         **overrides: Any,
     ) -> None:
