@@ -54,6 +54,8 @@ class StatsCollector:
                 ("closed", "Sessions closed"),
                 ("messages_in", "Messages received"),
                 ("messages_out", "Messages written to the network"),
+                ("server_bytes_in", "Socket bytes received for this mount"),
+                ("server_bytes_out", "Socket bytes sent for this mount"),
                 ("dropped", "Messages refused because an outbox was full"),
             )
         }
@@ -66,7 +68,7 @@ class StatsCollector:
                 sessions.add_metric([*lv, transport], n)
             queued.add_metric(lv, ep["queued_bytes"])
             for key, fam in counters.items():
-                fam.add_metric(lv, ep[key])
+                fam.add_metric(lv, ep[key.removeprefix("server_")])
             for reason, n in ep["refused"].items():
                 refused.add_metric([*lv, reason], n)
         yield sessions

@@ -48,8 +48,8 @@ class Server(EventEmitter):
         return super().emit(event, *args)
 
     def stats(self) -> dict[str, Any]:
-        """Sessions by transport, opened/closed totals, messages in and out,
-        queued bytes, drops and refusals by reason: summed over every mount."""
+        """Sessions by transport, opened/closed totals, messages and bytes in and
+        out, queued bytes, drops and refusals by reason: summed over every mount."""
         total: dict[str, Any] = {
             "sessions": 0,
             "sessions_by_transport": {},
@@ -57,6 +57,8 @@ class Server(EventEmitter):
             "closed": 0,
             "messages_in": 0,
             "messages_out": 0,
+            "bytes_in": 0,
+            "bytes_out": 0,
             "dropped": 0,
             "queued_bytes": 0,
             "refused": {},

@@ -45,6 +45,9 @@ class Endpoint:
         # WebSocket sessions (SockJS-framed and raw) have no id: kept for shutdown.
         self.ws_live: set[Any] = set()
         # Counters for stats() (plain ints: incremented on hot paths).
+        # Socket bytes of this mount's requests and WebSockets (native server only).
+        self.bytes_in = 0
+        self.bytes_out = 0
         self.messages_in = 0
         self.messages_out = 0
         self.dropped = 0
@@ -185,6 +188,8 @@ class Endpoint:
             "closed": self.closed_total,
             "messages_in": self.messages_in,
             "messages_out": self.messages_out,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
             "dropped": self.dropped,
             "queued_bytes": queued,
             "refused": dict(self.refusals),

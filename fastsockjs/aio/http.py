@@ -41,6 +41,7 @@ class HttpProtocol(asyncio.Protocol):
         "parser",
         "remote",
         "ws",
+        "endpoint",
         "write_paused",
         "closed",
         "_url",
@@ -69,6 +70,8 @@ class HttpProtocol(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.remote: tuple[str | None, int | None] = (None, None)
         self.ws: Any = None
+        # The mount the latest request went to (its bytes count in its stats()).
+        self.endpoint: Any = None
         self.write_paused = False
         self.closed = False
         self._url = b""
@@ -133,11 +136,19 @@ class HttpProtocol(asyncio.Protocol):
 
     def send(self, data: bytes) -> None:
         """Write to the socket, counting bytes for stats()."""
-        self.listener.bytes_out += len(data)
+        n = len(data)
+        self.listener.bytes_out += n
+        endpoint = self.endpoint
+        if endpoint is not None:
+            endpoint.bytes_out += n
         self.transport.write(data)
 
     def data_received(self, data: bytes) -> None:
-        self.listener.bytes_in += len(data)
+        n = len(data)
+        self.listener.bytes_in += n
+        endpoint = self.endpoint
+        if endpoint is not None:
+            endpoint.bytes_in += n
         if self._lingering:
             return  # closing: read and drop until the client is done
         if self.ws is not None:

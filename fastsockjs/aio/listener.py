@@ -234,6 +234,7 @@ class Listener:
     # -- requests ------------------------------------------------------------------
     def dispatch(self, request: Request, exchange: Exchange) -> None:
         path = request.path
+        exchange.proto.endpoint = None
         if path == self.metrics_path and request.method == "GET":
             from fastsockjs.metrics import exposition
 
@@ -242,6 +243,7 @@ class Listener:
             return
         for endpoint in self.endpoints:
             if owns(endpoint.prefix, path):
+                exchange.proto.endpoint = endpoint
                 self._sockjs(endpoint, request, exchange, path[len(endpoint.prefix) :])
                 return
         self._fallback(request, exchange)

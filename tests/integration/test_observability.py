@@ -43,6 +43,11 @@ def test_stats_count_sessions_messages_and_refusals(st: ServerThread) -> None:
     assert s["opened"] == 3 and s["closed"] == 0
     assert s["messages_in"] == 3 and s["messages_out"] == 3
     assert s["refused"] == {"unknown_session": 1, "bad_payload": 1, "capacity": 1}
+    # Bytes of this server's requests, responses and WebSocket frames: at least the
+    # messages themselves, and within what the whole listener moved.
+    ls = st.call(st.listener.stats)  # type: ignore[union-attr]
+    assert 0 < s["bytes_in"] <= ls["bytes_in"] and 0 < s["bytes_out"] <= ls["bytes_out"]
+    assert s["queued_bytes"] >= 0
     ws.close()
     c.close()
     deadline = time.monotonic() + 5
@@ -71,3 +76,4 @@ def test_prometheus_endpoint(st: ServerThread) -> None:
     assert f'fastsockjs_sessions{{prefix="/o",transport="xhr-polling",worker="{worker}"}} 1.0' in text
     assert "fastsockjs_opened_total" in text
     assert "fastsockjs_bytes_in_total" in text
+    assert f'fastsockjs_server_bytes_out_total{{prefix="/o",worker="{worker}"}}' in text
