@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,15 @@ if TYPE_CHECKING:
     from fastsockjs.server import Server
 
 _log = logging.getLogger("fastsockjs.error")
+_access = logging.getLogger("fastsockjs.access")
+
+
+def _log_access(request: Request | None, started: float, status: int, note: str = "") -> None:
+    """The access line the native server writes, for a request SockJSApp answered."""
+    if request is not None and _access.isEnabledFor(logging.INFO):
+        ms = (time.monotonic() - started) * 1000
+        _access.info("%s - %s %s HTTP/%s %d %.1fms%s", request.remote[0], request.method,
+                     request.url, request.version, status, ms, note)
 
 _SERVER_ERROR = HttpError(500, "500 - Internal Server Error")
 
@@ -286,12 +296,13 @@ class HttpExchange:
 
     __slots__ = (
         "listener", "request", "done", "_queue", "_buffered", "_high", "_wake", "_abort",
-        "_streaming", "_complete", "_gone", "_failed",
+        "_streaming", "_complete", "_gone", "_failed", "_started",
     )
 
     def __init__(self, listener: Any, request: Request) -> None:
         self.listener = listener
         self.request = request
+        self._started = time.monotonic()
         self.done = False  # the last message is queued
         self._queue: deque[Message] = deque()
         self._buffered = 0
@@ -316,6 +327,7 @@ class HttpExchange:
         if self.done or self._streaming:
             return
         self.done = True
+        _log_access(self.request, self._started, status)
         bodyless = status in (204, 304) or status < 200
         raw = encode_headers(headers)
         if not bodyless:
@@ -336,6 +348,7 @@ class HttpExchange:
 
     def stream(self, status: int, headers: Headers) -> HttpExchange:
         self._streaming = True
+        _log_access(self.request, self._started, status, " (streaming)")
         self._push({"type": "http.response.start", "status": status,
                     "headers": encode_headers(headers)})
         return self
@@ -475,6 +488,7 @@ class WebSocketExchange:
     def __init__(self, listener: Any, request: Request | None) -> None:
         self.listener = listener
         self.request = request
+        self._started = time.monotonic()
         self.ws: AsgiWebSocket | None = None
         self.status = 0
         self.headers: Headers = []
@@ -503,6 +517,7 @@ class WebSocketExchange:
             raise HttpError(400, "Only supported WebSocket protocol is RFC 6455.")
         # Keep-alive pings are the ASGI server's business (e.g. uvicorn's
         # --ws-ping-interval), so ``ping`` is not used here.
+        _log_access(self.request, self._started, 101, " (websocket)")
         self.ws = AsgiWebSocket(app, max_size)
         return self.ws
 
@@ -510,6 +525,7 @@ class WebSocketExchange:
         if self._sink is not None:
             self._sink.lost()
         status = self.status or 500
+        _log_access(self.request, self._started, status, " (websocket refused)")
         if "websocket.http.response" in (scope.get("extensions") or {}):
             headers = encode_headers(self.headers)
             if status not in (204, 304):

@@ -120,3 +120,20 @@ def test_lifespan_alone_and_with_a_fallback_that_has_none() -> None:
             return [m["type"] for m in d.sent]
 
         assert asyncio.run(main()) == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+def test_access_log_lines_as_the_native_server_writes_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = SockJSApp(apps.echo(prefix="/echo"))
+    caplog.set_level("INFO", logger="fastsockjs.access")
+
+    async def main() -> None:
+        for path, method in (("/echo/info", "GET"), ("/echo/nope/x/y", "GET")):
+            d = Driver({"type": "http.request", "body": b""})
+            await app(http_scope(path, method), d.receive, d.send)
+
+    asyncio.run(main())
+    lines = [r.getMessage() for r in caplog.records if r.name == "fastsockjs.access"]
+    assert any(line.startswith("127.0.0.1 - GET /echo/info HTTP/1.1 200 ") for line in lines), lines
+    assert any("GET /echo/nope/x/y HTTP/1.1 404" in line for line in lines), lines
