@@ -171,3 +171,50 @@ def test_reuse_port_websockets_graceful_shutdown(redis: RedisServer, tmp_path: P
             except Exception:
                 pass
         proc.stop(10)
+
+
+RUN_FACTORY = '''
+import os
+import fastsockjs
+
+
+def make():
+    server = fastsockjs.Server(prefix="/app")
+
+    @server.on("connection")
+    def _open(conn):
+        worker = os.environ.get("FASTSOCKJS_WORKER_ID", "?")
+        conn.on("data", lambda m: conn.write(worker + ":" + m))
+
+    return [server]
+'''
+
+
+def test_run_factory_with_workers(tmp_path: Path) -> None:
+    """`fastsockjs run module:factory --workers 2`: one port per worker, each
+    worker serving the user's Servers under its own id, and a graceful stop."""
+    (tmp_path / "userapp.py").write_text(RUN_FACTORY)
+    port = free_port_range(2)
+    proc = Proc(
+        "fastsockjs-run",
+        [sys.executable, "-m", "fastsockjs", "run", "userapp:make", "--workers", "2",
+         "--port", str(port)],
+        tmp_path / "log", cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)},
+    )
+    try:
+        log = proc.log_text
+        wait_for(lambda: log().count("listening on") == 2, 20, f"two workers\n{log()}")
+        for i in range(2):
+            status = json.loads(request(port + i, "GET", "/_status").body)
+            assert status["worker"] == f"w{i}"
+            ws = websocket.create_connection(
+                f"ws://127.0.0.1:{port + i}/app/000/s{i}/websocket", timeout=10)
+            assert ws.recv() == "o"
+            ws.send('["hi"]')
+            assert ws.recv() == f'a["w{i}:hi"]'
+            ws.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.proc.wait(15) == 0, log()
+        assert "all workers stopped" in log()
+    finally:
+        proc.stop()
