@@ -181,6 +181,10 @@ def parser() -> argparse.ArgumentParser:
         help="SockJS prefix (repeatable; default /chat)",
     )
     h.add_argument("--check-interval", default="500ms", help="health-check interval")
+    h.add_argument(
+        "--heartbeat-delay", type=float, default=25.0, metavar="SECONDS",
+        help="the servers' heartbeat_delay (default 25): timeouts stay above twice it",
+    )
     return p
 
 
@@ -206,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             text = workers.haproxy_config(
                 args.workers, args.port, args.listen_port, args.prefix or ["/chat"],
                 host=args.host, listen_host=args.listen_host,
-                check_interval=args.check_interval,
+                check_interval=args.check_interval, heartbeat_delay=args.heartbeat_delay,
             )
         except ValueError as exc:
             raise SystemExit(f"fastsockjs haproxy-config: {exc}") from None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import re
 import signal
@@ -322,13 +323,17 @@ def haproxy_config(
     host: str = "127.0.0.1",
     listen_host: str = "127.0.0.1",
     check_interval: str = "500ms",
+    heartbeat_delay: float = 25.0,
 ) -> str:
     """An HAProxy (>= 2.2) configuration for ``workers`` processes on ports
     ``port``, ``port + 1``, ...: session requests are hashed on
     ``<prefix>/<server_id>`` (consistent hashing), everything else is balanced
-    by least connections; health checks on ``<prefix>/info``."""
+    by least connections; health checks on ``<prefix>/info``. The client and
+    server timeouts stay above twice the servers' ``heartbeat_delay``."""
     if workers < 1:
         raise ValueError("workers must be >= 1")
+    if not 0 < heartbeat_delay <= 3600:
+        raise ValueError("heartbeat_delay is seconds, above 0 and at most an hour")
     if not prefixes:
         raise ValueError("at least one prefix is needed")
     for p in (port, port + workers - 1, listen_port):
@@ -347,6 +352,10 @@ def haproxy_config(
         args += f" --host {host}"
     if listen_host != "127.0.0.1":
         args += f" --listen-host {listen_host}"
+    if heartbeat_delay != 25.0:
+        args += f" --heartbeat-delay {heartbeat_delay:g}"
+    # An idle stream or long poll carries a heartbeat every heartbeat_delay seconds.
+    idle = max(60, math.ceil(2 * heartbeat_delay) + 10)
     servers = [(f"w{i}", f"{host}:{port + i}") for i in range(workers)]
     first = prefixes[0]
     lines = [
@@ -370,9 +379,10 @@ def haproxy_config(
         "    mode http",
         "    option dontlognull",
         "    timeout connect 5s",
-        "    # Above the 25 s SockJS heartbeat: idle streams and long polls stay open.",
-        "    timeout client 60s",
-        "    timeout server 60s",
+        f"    # Above the {heartbeat_delay:g} s SockJS heartbeat: idle streams and long polls"
+        " stay open.",
+        f"    timeout client {idle}s",
+        f"    timeout server {idle}s",
         "    # WebSockets, once upgraded.",
         "    timeout tunnel 1h",
         "    timeout http-request 10s",

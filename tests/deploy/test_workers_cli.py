@@ -218,3 +218,18 @@ def test_run_factory_with_workers(tmp_path: Path) -> None:
         assert "all workers stopped" in log()
     finally:
         proc.stop()
+
+
+def test_haproxy_timeouts_follow_a_long_heartbeat(haproxy_bin: str, tmp_path: Path) -> None:
+    out = fastsockjs("haproxy-config", "--workers", "2", "--port", "9000", "--listen-port",
+                     "9100", "--heartbeat-delay", "100")
+    assert out.returncode == 0, out.stderr
+    assert "timeout client 210s" in out.stdout and "timeout server 210s" in out.stdout
+    cfg = tmp_path / "h.cfg"
+    cfg.write_text(out.stdout)
+    check = subprocess.run([haproxy_bin, "-c", "-f", str(cfg)], capture_output=True,
+                           text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+    bad = fastsockjs("haproxy-config", "--workers", "2", "--port", "9000", "--listen-port",
+                     "9100", "--heartbeat-delay", "25000")
+    assert bad.returncode != 0 and "at most an hour" in bad.stderr
