@@ -83,8 +83,25 @@ class WebSocketReceiver:
             self.ws.send_text(frame)
 
     def send_messages(self, quoted: list[str]) -> None:
-        if not self.done:
-            self.ws.send_text("a[" + ",".join(quoted) + "]")
+        if self.done:
+            return
+        ws = self.ws
+        codec = getattr(ws, "codec", None)  # (SockJSApp's WebSockets send text)
+        session = self.session
+        if len(quoted) == 1 and codec is not None and session is not None:
+            # A broadcast hands every session the same quoted object: the WebSocket
+            # frame is built once, for the first of them, and its bytes reused.
+            host = session.host
+            message = quoted[0]
+            cached = host.frame_cache
+            if cached[0] is message and cached[1] is type(codec):
+                data = cached[2]
+            else:
+                data = codec.text("a[" + message + "]")
+                host.frame_cache = (message, type(codec), data)
+            ws.send_encoded(data)
+            return
+        ws.send_text("a[" + ",".join(quoted) + "]")
 
     def heartbeat(self) -> None:
         self.send_frame("h")

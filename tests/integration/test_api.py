@@ -195,3 +195,37 @@ def test_raw_http_keepalive_reuse_after_fallback() -> None:
         c.close()
     finally:
         st.stop()
+
+
+def test_a_broadcast_builds_one_websocket_frame_for_every_session(
+    loop_kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastsockjs.protocol import websocket as wsproto
+
+    built: list[str] = []
+    original = wsproto.Codec.text
+
+    def counting(message: str) -> bytes:
+        built.append(message)
+        return original(message)
+
+    monkeypatch.setattr(wsproto.Codec, "text", staticmethod(counting))
+    members: list[Connection] = []
+    server = Server(prefix="/b")
+    server.on("connection", members.append)
+    st = ServerThread(lambda: [server], loop_kind).start()
+    try:
+        clients = [RawWebSocket(st.port, f"/b/000/{uuid.uuid4().hex}/websocket") for _ in range(5)]
+        assert all(c.recv_text() == "o" for c in clients)
+        wait_for(lambda: len(members) == 5)
+        built.clear()
+        assert st.call(lambda: server.broadcast("to all", members)) == 5
+        assert all(c.recv_text() == 'a["to all"]' for c in clients)
+        assert built == ['a["to all"]']  # once, not once per session
+        # Two messages in one turn still leave as one frame per session.
+        st.call(lambda: [server.broadcast(m, members) for m in ("x", "y")])
+        assert all(c.recv_text() == 'a["x","y"]' for c in clients)
+        for c in clients:
+            c.close()
+    finally:
+        st.stop()
