@@ -44,11 +44,11 @@ class Endpoint:
         self.sessions: dict[str, Session] = {}
         # WebSocket sessions (SockJS-framed and raw) have no id: kept for shutdown.
         self.ws_live: set[Any] = set()
-        # Counters for stats() (plain ints: incremented on hot paths).
-        # Socket bytes of this mount's requests and WebSockets (native server only).
         # The WebSocket frame last built for one message, for a broadcast's
         # sessions to share: (quoted message, codec type, frame bytes).
         self.frame_cache: tuple[Any, Any, bytes] = (None, None, b"")
+        # Counters for stats() (plain ints: incremented on hot paths).
+        # Socket bytes of this mount's requests and WebSockets (native server only).
         self.bytes_in = 0
         self.bytes_out = 0
         self.messages_in = 0

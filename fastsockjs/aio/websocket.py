@@ -194,8 +194,7 @@ class WebSocket:
     def send_encoded(self, data: bytes) -> None:
         """A text frame ``self.codec.text`` already built (shared by a broadcast)."""
         if not self.close_sent:
-            self._written += len(data)
-            self.proto.send(data)
+            self._write(data)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake; the socket closes when the peer answers."""
