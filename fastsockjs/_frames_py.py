@@ -139,6 +139,8 @@ def parse_frames(
     A frame whose header announces more than ``max_payload`` bytes is an error
     (1009) as soon as its header is complete, before its payload arrives.
     """
+    if pos < 0:
+        raise ValueError("pos must not be negative")  # as the extension: no indexing from the end
     frames: list[tuple[bool, int, bytes]] = []
     end = len(buf)
     while end - pos >= 2:

@@ -140,6 +140,19 @@ def _common(p: argparse.ArgumentParser, port: int, prefix: str | None) -> None:
         help="fan-out between processes: memory:// (default) or redis://host:port/db",
     )
     p.add_argument(
+        "--max-body", type=int, default=8 * 1024 * 1024, metavar="BYTES",
+        help="largest request body (default 8 MiB; each message is bounded by the servers'"
+        " max_message_size)",
+    )
+    p.add_argument(
+        "--request-timeout", type=float, default=30.0, metavar="SECONDS",
+        help="time for a request's head and body to arrive (default 30; 408 after it)",
+    )
+    p.add_argument(
+        "--keepalive-timeout", type=float, default=75.0, metavar="SECONDS",
+        help="idle keep-alive connections are closed after this (default 75)",
+    )
+    p.add_argument(
         "--metrics-path", default=None, metavar="PATH",
         help="serve Prometheus metrics at PATH, e.g. /metrics (needs fastsockjs[prometheus]);"
         " off by default",
@@ -245,6 +258,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         broker=broker,
         shutdown_timeout=args.shutdown_timeout,
         metrics_path=args.metrics_path,
+        max_body=args.max_body,
+        request_timeout=args.request_timeout,
+        keepalive_timeout=args.keepalive_timeout,
     )
 
 

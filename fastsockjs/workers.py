@@ -90,6 +90,7 @@ def run_worker(
     shutdown_timeout: float = 5.0,
     on_listening: Callable[[int], None] | None = None,
     metrics_path: str | None = None,
+    **limits: Any,
 ) -> None:
     """Like :func:`fastsockjs.run`, plus SO_REUSEPORT and a broker's lifecycle:
     start the broker, serve until SIGINT / SIGTERM, then ``Listener.shutdown``
@@ -109,7 +110,7 @@ def run_worker(
             await broker.start()
         listener = await serve(
             *servers, host=host, port=port, fallback=fallback, reuse_port=reuse_port,
-            metrics_path=metrics_path,
+            metrics_path=metrics_path, **limits,
         )
         log.info(
             "listening on http://%s:%d (worker %s, pid %d%s)", host, listener.port,

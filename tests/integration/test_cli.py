@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import RawWebSocket, request
+from tests.helpers import RawHttp, RawWebSocket, request
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -125,6 +125,27 @@ def test_metrics_path_flag_serves_prometheus_with_the_worker_label(tmp_path: Pat
         r = request(cli.port, "GET", "/metrics")
         assert r.status == 200
         assert f'worker="pid{cli.proc.pid}"' in r.body.decode()
+        cli.proc.send_signal(signal.SIGTERM)
+        assert cli.proc.wait(15) == 0
+    finally:
+        cli.stop()
+
+
+def test_listener_limits_from_the_command_line(tmp_path: Path) -> None:
+    cli = Cli(tmp_path, "echo", "--request-timeout", "0.5", "--max-body", "1500000")
+    try:
+        c = RawHttp(cli.port)
+        c.send(b"GET /echo HTTP/1.1\r\nHost: x\r\n")  # never finishes its head
+        t0 = time.monotonic()
+        assert c.read_head()[0] == 408
+        assert time.monotonic() - t0 < 3
+        c.close()
+        url = f"/echo/000/{uuid.uuid4().hex}"
+        assert request(cli.port, "POST", url + "/xhr").body == b"o\n"
+        # Three 600 kB messages: each under max_message_size, together over --max-body.
+        part = '"' + "z" * 600_000 + '"'
+        assert request(cli.port, "POST", url + "/xhr_send", f"[{part}]").status == 204
+        assert request(cli.port, "POST", url + "/xhr_send", f"[{part},{part},{part}]").status == 413
         cli.proc.send_signal(signal.SIGTERM)
         assert cli.proc.wait(15) == 0
     finally:
