@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from fastsockjs.options import DEFAULT_SOCKJS_URL, SOCKJS_CLIENT_VERSION, TRANSP
 from fastsockjs.protocol.http import Request
 from fastsockjs.server import Server
 
+_log = logging.getLogger("fastsockjs")
 _STATIC = Path(__file__).parent / "static"
 CLIENT_PATH = f"/static/sockjs-client-{SOCKJS_CLIENT_VERSION}.min.js"
 
@@ -32,15 +34,35 @@ def find_sockjs_client(explicit: str | None = None) -> Path | None:
     if env:
         candidates.append(Path(env))
     rel = Path("node_modules/sockjs-client/dist/sockjs.min.js")
-    for base in (Path.cwd(), Path.cwd() / ".tools", _STATIC.parent.parent / ".tools",
-                 _STATIC.parent.parent):
-        candidates.append(base / rel)
-    for path in candidates:
+    installed = [
+        base / rel
+        for base in (Path.cwd(), Path.cwd() / ".tools", _STATIC.parent.parent / ".tools",
+                     _STATIC.parent.parent)
+    ]
+    for path in candidates:  # named by the user: taken as it is
         if path.is_file():
             return path
+    for path in installed:
+        if not path.is_file():
+            continue
+        if (version := installed_version(path)) != SOCKJS_CLIENT_VERSION:
+            # The iframe page and the chat page must load the version they name.
+            _log.warning("ignoring sockjs-client %s at %s: %s is needed", version, path,
+                         SOCKJS_CLIENT_VERSION)
+            continue
+        return path
     if explicit:
         raise SystemExit(f"fastsockjs: no sockjs-client file at {explicit}")
     return None
+
+
+def installed_version(client: Path) -> str | None:
+    """The version in the package.json of an npm-installed sockjs-client."""
+    try:
+        version = json.loads((client.parent.parent / "package.json").read_text())["version"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return str(version)
 
 
 class StaticFiles:

@@ -150,3 +150,23 @@ def test_listener_limits_from_the_command_line(tmp_path: Path) -> None:
         assert cli.proc.wait(15) == 0
     finally:
         cli.stop()
+
+
+def test_an_installed_sockjs_client_of_another_version_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastsockjs import cli
+
+    dist = tmp_path / "node_modules" / "sockjs-client" / "dist"
+    dist.mkdir(parents=True)
+    (dist / "sockjs.min.js").write_text("/* old */")
+    manifest = dist.parent / "package.json"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FASTSOCKJS_SOCKJS_CLIENT", raising=False)
+    manifest.write_text('{"version": "1.5.2"}')
+    assert cli.find_sockjs_client() != dist / "sockjs.min.js"
+    manifest.write_text('{"version": "%s"}' % cli.SOCKJS_CLIENT_VERSION)
+    assert cli.find_sockjs_client() == dist / "sockjs.min.js"
+    # A file named explicitly is the user's choice.
+    manifest.write_text('{"version": "1.5.2"}')
+    assert cli.find_sockjs_client(str(dist / "sockjs.min.js")) == dist / "sockjs.min.js"
