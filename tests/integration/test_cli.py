@@ -170,3 +170,25 @@ def test_an_installed_sockjs_client_of_another_version_is_ignored(
     # A file named explicitly is the user's choice.
     manifest.write_text('{"version": "1.5.2"}')
     assert cli.find_sockjs_client(str(dist / "sockjs.min.js")) == dist / "sockjs.min.js"
+
+
+def test_chat_page_and_iframe_load_the_same_local_client(tmp_path: Path) -> None:
+    client = tmp_path / "sockjs.min.js"
+    client.write_text("/* sockjs-client v1.6.1 stand-in */")
+    cli = Cli(tmp_path, "chat", "--sockjs-client", str(client))
+    try:
+        page = request(cli.port, "GET", "/").body.decode()
+        iframe = request(cli.port, "GET", "/chat/iframe.html").body.decode()
+        src = "/static/sockjs-client-1.6.1.min.js"
+        assert f'src="{src}"' in page and f'src="{src}"' in iframe
+        assert request(cli.port, "GET", src).body == client.read_bytes()
+        cli.proc.send_signal(signal.SIGTERM)
+        assert cli.proc.wait(15) == 0
+    finally:
+        cli.stop()
+    cli = Cli(tmp_path, "echo", "--sockjs-url", "https://cdn.example/sockjs-1.6.1.min.js")
+    try:
+        iframe = request(cli.port, "GET", "/echo/iframe.html").body.decode()
+        assert 'src="https://cdn.example/sockjs-1.6.1.min.js"' in iframe
+    finally:
+        cli.stop()
