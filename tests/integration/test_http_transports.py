@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from fastsockjs._frames_py import quote
-from tests.helpers import RawHttp, ServerThread, request
+from tests.helpers import RawHttp, RawWebSocket, ServerThread, request
 
 NO_CACHE = "no-store, no-cache, no-transform, must-revalidate, max-age=0"
 
@@ -517,3 +517,17 @@ def test_one_oversized_message_among_small_ones_is_413(ts: ServerThread) -> None
     # Nothing of the refused body was delivered.
     assert post(ts, url + "/xhr_send", '["ok"]').status == 204
     assert post(ts, url + "/xhr").body == b'a["ok"]\n'
+
+
+def test_amplify_256_kib_with_default_limits(ts: ServerThread) -> None:
+    # sockjs-client's own test suite asks /amplify for 2**18 characters: the
+    # default limits (outbox, response_limit) must serve it on every transport kind.
+    ws = RawWebSocket(ts.port, f"/amplify/000/{uuid.uuid4().hex}/websocket")
+    assert ws.recv_text() == "o"
+    ws.send_text('["18"]')
+    assert ws.recv_text() == 'a["' + "x" * 2**18 + '"]'
+    ws.close()
+    url = f"/amplify/000/{uuid.uuid4().hex}"
+    assert post(ts, url + "/xhr").body == b"o\n"
+    assert post(ts, url + "/xhr_send", '["18"]').status == 204
+    assert post(ts, url + "/xhr").body == ('a["' + "x" * 2**18 + '"]\n').encode()
