@@ -145,6 +145,14 @@ def test_slow_request_gets_408_and_idle_keepalive_is_closed(loop_kind: str) -> N
         assert c.read_head()[0] == 408
         assert time.monotonic() - t0 < 3
         assert c.closed()
+        # A body that never finishes gets the same answer.
+        c = RawHttp(st.port)
+        c.send(f"POST {sid('/e')}/xhr_send HTTP/1.1\r\nHost: x\r\n"
+               "Content-Length: 100\r\n\r\n[\"part".encode())
+        t0 = time.monotonic()
+        assert c.read_head()[0] == 408
+        assert time.monotonic() - t0 < 3
+        assert c.closed()
         c = RawHttp(st.port)
         assert c.request("GET", "/e")[0] == 200
         c.read_exact(19)
