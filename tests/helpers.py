@@ -10,9 +10,13 @@ import asyncio
 import http.client
 import json
 import os
+import signal
 import socket
+import subprocess
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from fastsockjs import Listener, Server
@@ -224,6 +228,18 @@ class RawHttp:
         self.sock.close()
 
 
+
+def assert_stalled_request_gets_408(port: int, partial: bytes, within: float = 3.0) -> None:
+    """Send a request that never finishes: a 408 must come, within ``within`` seconds,
+    and the connection then close."""
+    c = RawHttp(port)
+    c.send(partial)
+    t0 = time.monotonic()
+    assert c.read_head()[0] == 408
+    assert time.monotonic() - t0 < within
+    assert c.closed()
+
+
 class RawWebSocket:
     """A minimal RFC 6455 client that can also send malformed frames."""
 
@@ -335,3 +351,72 @@ compiled_frames = _CompiledFrames()
 
 def jdump(obj: Any) -> str:
     return json.dumps(obj)
+
+
+# -- waiting and child processes (shared with tests/deploy) --------------------------------
+def wait_for(
+    check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05
+) -> Any:
+    """Call ``check`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as exc:
+            last_error = exc
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what}: not within {timeout}s (last error: {last_error!r})")
+        time.sleep(interval)
+
+
+# -- processes --------------------------------------------------------------------------
+class Proc:
+    """A child in its own process group, its output in a log file."""
+
+    def __init__(self, name: str, cmd: list[str], log: Path, env: dict[str, str] | None = None,
+                 cwd: Path | None = None) -> None:
+        self.name = name
+        self.cmd = cmd
+        self.log_path = log
+        self._log = open(log, "ab")
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
+        )
+        self.pid = self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_text(self, tail: int = 6000) -> str:
+        try:
+            return self.log_path.read_text("utf-8", "replace")[-tail:]
+        except OSError:
+            return ""
+
+    def send_signal(self, sig: int) -> None:
+        if self.alive():
+            self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 10.0, sig: int = signal.SIGTERM) -> int | None:
+        """``sig``, then SIGKILL to the process group if it does not exit in time."""
+        if self.alive():
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        # Our own group only (start_new_session): leftovers of this child, never others.
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            pass
+        self._log.close()
+        return self.proc.returncode

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import websocket  # websocket-client
+
+from tests.helpers import Proc, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "/chat"
@@ -67,74 +67,6 @@ def free_port_range(n: int, attempts: int = 200) -> int:
         if all(_bindable(first + i) for i in range(n)):
             return first
     raise RuntimeError(f"no {n} consecutive free ports in {attempts} attempts")
-
-
-def wait_for(
-    check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05
-) -> Any:
-    """Call ``check`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-        except Exception as exc:
-            last_error = exc
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what}: not within {timeout}s (last error: {last_error!r})")
-        time.sleep(interval)
-
-
-# -- processes --------------------------------------------------------------------------
-class Proc:
-    """A child in its own process group, its output in a log file."""
-
-    def __init__(self, name: str, cmd: list[str], log: Path, env: dict[str, str] | None = None,
-                 cwd: Path | None = None) -> None:
-        self.name = name
-        self.cmd = cmd
-        self.log_path = log
-        self._log = open(log, "ab")
-        self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
-        )
-        self.pid = self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def log_text(self, tail: int = 6000) -> str:
-        try:
-            return self.log_path.read_text("utf-8", "replace")[-tail:]
-        except OSError:
-            return ""
-
-    def send_signal(self, sig: int) -> None:
-        if self.alive():
-            self.proc.send_signal(sig)
-
-    def stop(self, timeout: float = 10.0, sig: int = signal.SIGTERM) -> int | None:
-        """``sig``, then SIGKILL to the process group if it does not exit in time."""
-        if self.alive():
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        # Our own group only (start_new_session): leftovers of this child, never others.
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            pass
-        self._log.close()
-        return self.proc.returncode
 
 
 class RedisServer:

@@ -15,7 +15,7 @@ import pytest
 
 import fastsockjs
 from fastsockjs import Connection, Server
-from tests.helpers import TIMEOUT, RawHttp, RawWebSocket, ServerThread, request
+from tests.helpers import TIMEOUT, RawHttp, RawWebSocket, ServerThread, request, wait_for
 
 
 def recording_server(prefix: str, seen: list[Connection], **options: Any) -> Server:
@@ -29,13 +29,6 @@ def recording_server(prefix: str, seen: list[Connection], **options: Any) -> Ser
     return server
 
 
-def wait_for(predicate: Any, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_request_facts_on_connection(loop_kind: str) -> None:
     seen: list[Connection] = []
     st = ServerThread(lambda: [recording_server("/f", seen)], loop_kind).start()
@@ -46,7 +39,7 @@ def test_request_facts_on_connection(loop_kind: str) -> None:
             "Referer": "http://page.example/", "Authorization": "Bearer no",
         })
         assert r.body == b"o\n"
-        wait_for(lambda: seen)
+        wait_for(lambda: seen, TIMEOUT, "the connection event")
         conn = seen[0]
         uuid.UUID(conn.id)  # a fresh id, as sockjs-node's (not the session id in the URL)
         assert conn.remote_address == "127.0.0.1" and isinstance(conn.remote_port, int)
@@ -59,7 +52,7 @@ def test_request_facts_on_connection(loop_kind: str) -> None:
         assert "cookie" not in conn.headers and "authorization" not in conn.headers
         ws = RawWebSocket(st.port, f"/f/000/{uuid.uuid4().hex}/websocket")
         assert ws.recv_text() == "o"
-        wait_for(lambda: len(seen) == 2)
+        wait_for(lambda: len(seen) == 2, TIMEOUT, "the second connection")
         assert seen[1].protocol == "websocket"
         ws.close()
     finally:
@@ -84,7 +77,7 @@ def test_install_handlers_overrides_apply_to_that_mount_only(loop_kind: str) -> 
         assert r.status == 404
         # One Server, one 'connection' event, whichever mount the session came by.
         assert request(st.port, "POST", f"/alt/000/{uuid.uuid4().hex}/xhr").body == b"o\n"
-        wait_for(lambda: seen)
+        wait_for(lambda: seen, TIMEOUT, "the connection event")
         assert seen[0].prefix == "/alt"
         with pytest.raises(ValueError):
             st.call(lambda: server.install_handlers(st.listener, prefix="/alt"))
@@ -177,7 +170,7 @@ def test_drain_waits_for_a_slow_reader(loop_kind: str) -> None:
         frame = ws.recv_frame()  # all 8 written in one turn: one frame
         assert frame is not None and frame[0] == 1
         assert json.loads(frame[1][1:]) == [chunk] * n
-        wait_for(lambda: drained)
+        wait_for(lambda: drained, TIMEOUT, "drain()")
         assert drained[0] >= t_read
         ws.close()
     finally:
@@ -217,7 +210,7 @@ def test_a_broadcast_builds_one_websocket_frame_for_every_session(
     try:
         clients = [RawWebSocket(st.port, f"/b/000/{uuid.uuid4().hex}/websocket") for _ in range(5)]
         assert all(c.recv_text() == "o" for c in clients)
-        wait_for(lambda: len(members) == 5)
+        wait_for(lambda: len(members) == 5, TIMEOUT, "five connections")
         built.clear()
         assert st.call(lambda: server.broadcast("to all", members)) == 5
         assert all(c.recv_text() == 'a["to all"]' for c in clients)

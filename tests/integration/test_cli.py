@@ -5,7 +5,6 @@ user's Servers and emits 'close' exactly once per session."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import RawHttp, RawWebSocket, request
+from tests.helpers import Proc, RawWebSocket, assert_stalled_request_gets_408, request, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,35 +40,30 @@ def make():
 
 
 class Cli:
+    """``python -m fastsockjs ARGS --port 0`` as a child (tests.helpers.Proc); the
+    port it bound is read back from its 'listening on' line."""
+
     def __init__(self, tmp: Path, *args: str) -> None:
-        self.log_path = tmp / "cli.log"
-        self.log = self.log_path.open("w")
-        env = {**os.environ, "PYTHONPATH": str(tmp)}
-        self.proc = subprocess.Popen(
+        self.child = Proc(
+            "fastsockjs",
             [sys.executable, "-m", "fastsockjs", *args, "--host", "127.0.0.1", "--port", "0",
              "--log-level", "info"],
-            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmp, env=env,
+            tmp / f"cli-{uuid.uuid4().hex[:8]}.log", env={"PYTHONPATH": str(tmp)}, cwd=tmp,
         )
-        self.port = self._port()
+        self.proc = self.child.proc
+
+        def listening() -> int | None:
+            assert self.child.alive(), self.text()
+            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", self.text())
+            return int(m.group(1)) if m else None
+
+        self.port: int = wait_for(listening, 20, "the 'listening on' line")
 
     def text(self) -> str:
-        return self.log_path.read_text()
-
-    def _port(self) -> int:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", self.text())
-            if m:
-                return int(m.group(1))
-            assert self.proc.poll() is None, self.text()
-            time.sleep(0.05)
-        raise AssertionError("no 'listening on' line:\n" + self.text())
+        return self.child.log_text(tail=1 << 20)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.log.close()
+        self.child.stop(timeout=0, sig=signal.SIGKILL)
 
 
 @pytest.mark.parametrize(
@@ -134,12 +128,7 @@ def test_metrics_path_flag_serves_prometheus_with_the_worker_label(tmp_path: Pat
 def test_listener_limits_from_the_command_line(tmp_path: Path) -> None:
     cli = Cli(tmp_path, "echo", "--request-timeout", "0.5", "--max-body", "1500000")
     try:
-        c = RawHttp(cli.port)
-        c.send(b"GET /echo HTTP/1.1\r\nHost: x\r\n")  # never finishes its head
-        t0 = time.monotonic()
-        assert c.read_head()[0] == 408
-        assert time.monotonic() - t0 < 3
-        c.close()
+        assert_stalled_request_gets_408(cli.port, b"GET /echo HTTP/1.1\r\nHost: x\r\n")
         url = f"/echo/000/{uuid.uuid4().hex}"
         assert request(cli.port, "POST", url + "/xhr").body == b"o\n"
         # Three 600 kB messages: each under max_message_size, together over --max-body.
