@@ -185,8 +185,8 @@ def endpoint() -> Any:
 
     ep = loop.run_until_complete(setup())
     yield ep
-    if listener._scheduler is not None:  # no public way to drop timers of a never-started listener
-        listener._scheduler.close()
+    if listener._timers is not None:  # no public way to drop timers of a never-started listener
+        listener._timers.close()
     loop.close()
 
 

@@ -197,7 +197,7 @@ class Harness:
             for endpoint in listener.endpoints:
                 for session in endpoint.all_sessions():
                     session.expire()
-            listener.scheduler.close()
+            listener.timers.close()
         self.check(bytes(transport.out), transport, leftover, open_ws)
         self.check_websocket(body, bytes(transport.out))
 

@@ -34,9 +34,11 @@ class ServerThread:
         make_servers: Callable[[], list[Server]],
         loop_kind: str = "asyncio",
         fallback: Any = None,
+        listener_cls: type[Listener] = Listener,
         **listener_kwargs: Any,
     ) -> None:
         self.make_servers = make_servers
+        self.listener_cls = listener_cls
         self.loop_kind = loop_kind
         self.fallback = fallback
         self.listener_kwargs = listener_kwargs
@@ -69,7 +71,7 @@ class ServerThread:
         loop.close()
 
     async def _start(self) -> None:
-        self.listener = Listener(self.fallback, **self.listener_kwargs)
+        self.listener = self.listener_cls(self.fallback, **self.listener_kwargs)
         self.servers = self.make_servers()
         for server in self.servers:
             server.install_handlers(self.listener)

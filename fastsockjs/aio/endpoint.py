@@ -18,6 +18,7 @@ from fastsockjs.protocol.http import (
     no_cache,
 )
 from fastsockjs.protocol.session import Session
+from fastsockjs.protocol.timers import TimerQueue
 from fastsockjs.transports.info import iframe_page
 
 if TYPE_CHECKING:
@@ -71,8 +72,9 @@ class Endpoint:
     def now(self) -> float:
         return self.listener.loop.time()
 
-    def schedule(self, session: Any, at: float) -> None:
-        self.listener.scheduler.schedule(session, at)
+    @property
+    def timers(self) -> TimerQueue:
+        return self.listener.timers
 
     def request_flush(self, session: Session) -> None:
         dirty = self._dirty

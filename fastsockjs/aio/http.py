@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 import httptools
 
 from fastsockjs.protocol import websocket as wsproto
-from fastsockjs.protocol.http import TEXT_PLAIN, Headers, HttpError, Request, head
+from fastsockjs.protocol.http import (
+    TEXT_PLAIN,
+    Headers,
+    HttpError,
+    Request,
+    head,
+    request_target,
+)
+from fastsockjs.protocol.timers import Deadline
 
 if TYPE_CHECKING:
     from fastsockjs.aio.listener import Listener
@@ -27,7 +35,6 @@ _access = logging.getLogger("fastsockjs.access")
 _MAX_QUEUED = 16
 #: Seconds a connection closed on an error keeps draining the client's bytes.
 LINGER_TIMEOUT = 2.0
-_INF = float("inf")
 _REQUEST = 1  # deadline for a request's head and body to arrive (slowloris)
 _IDLE = 2  # deadline for an idle keep-alive connection
 _HANDSHAKE = 3  # deadline for a draft-76 client's 8-byte nonce, after our 101
@@ -57,17 +64,19 @@ class HttpProtocol(asyncio.Protocol):
         "_lingering",
         "_reading_paused",
         "_header_bytes",
+        "_host_lines",
         "_reject",
         "_deadline",
         "_deadline_kind",
-        "_armed_at",
+        "_linger",
+        "__weakref__",
     )
 
     def __init__(self, listener: Listener) -> None:
         self.listener = listener
         self.loop = listener.loop
         self.transport: Any = None
-        self.parser = httptools.HttpRequestParser(self)
+        self.parser: Any = httptools.HttpRequestParser(self)
         self.remote: tuple[str | None, int | None] = (None, None)
         self.ws: Any = None
         # The mount the latest request went to (its bytes count in its stats()).
@@ -87,10 +96,11 @@ class HttpProtocol(asyncio.Protocol):
         self._lingering = False
         self._reading_paused = False
         self._header_bytes = 0
+        self._host_lines = 0
         self._reject: tuple[int, str] | None = None
-        self._deadline = _INF
+        self._deadline = Deadline(listener.timers, self.on_timer)
         self._deadline_kind = 0
-        self._armed_at = _INF
+        self._linger: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol ----------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -101,28 +111,17 @@ class HttpProtocol(asyncio.Protocol):
         self.listener.connections.add(self)
         self._set_deadline(_REQUEST, self.listener.request_timeout)
 
-    # -- deadlines (woken by the listener's shared DeadlineScheduler) -----------------
+    # -- deadlines (one Deadline on the listener's shared heap) -----------------------
     def _set_deadline(self, kind: int, delay: float) -> None:
-        at = self.loop.time() + delay
         self._deadline_kind = kind
-        self._deadline = at
-        if at < self._armed_at:
-            self._armed_at = at
-            self.listener.scheduler.schedule(self, at)
+        self._deadline.set(self.loop.time() + delay)
 
     def _clear_deadline(self) -> None:
         self._deadline_kind = 0
-        self._deadline = _INF
+        self._deadline.clear()
 
     def on_timer(self, now: float) -> None:
-        if now < self._armed_at:
-            return  # superseded by an earlier arming (see aio/timers.py)
-        self._armed_at = _INF
         if self.closed or not self._deadline_kind:
-            return
-        if now < self._deadline:
-            self._armed_at = self._deadline
-            self.listener.scheduler.schedule(self, self._deadline)
             return
         if self._deadline_kind == _REQUEST:
             self._fail(408, "Request Timeout")
@@ -181,12 +180,30 @@ class HttpProtocol(asyncio.Protocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         self.closed = True
         self.listener.connections.discard(self)
-        if self.ws is not None:
-            self.ws.connection_lost()
-        active = self._active
+        ws, self.ws = self.ws, None
+        if ws is not None:
+            ws.connection_lost()
+        active, self._active = self._active, None
         if active is not None:
             active.lost()
+        self._release()
+
+    def _release(self) -> None:
+        """Let go of everything this connection held, so that it is garbage as soon
+        as the transport drops it: no timer entry, parser (a reference cycle
+        through its callbacks) or request data outlives the socket."""
+        self._deadline.close()
+        self._deadline_kind = 0
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+        self.parser = None
         self._queue.clear()
+        self._headers = {}
+        self._body = []
+        self._url = b""
+        self._tail = b""
+        self.endpoint = None
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -217,6 +234,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body = []
         self._body_size = 0
         self._header_bytes = 0
+        self._host_lines = 0
         self._too_big = False
         if self._deadline_kind != _REQUEST:
             self._set_deadline(_REQUEST, self.listener.request_timeout)
@@ -235,6 +253,8 @@ class HttpProtocol(asyncio.Protocol):
         key = name.lower().decode("latin-1")
         text = value.decode("latin-1")
         headers = self._headers
+        if key == "host":
+            self._host_lines += 1
         if key in headers:
             # Repeated headers fold into one, as RFC 9110 allows for lists.
             headers[key] = headers[key] + ", " + text
@@ -259,11 +279,15 @@ class HttpProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         self._clear_deadline()
         parser = self.parser
+        version = parser.get_http_version()
+        target, invalid = request_target(
+            self._url.decode("latin-1"), self._headers, version, self._host_lines
+        )
         request = Request(
             parser.get_method().decode("ascii", "replace"),
-            self._url.decode("latin-1"),
+            target,
             self._headers,
-            parser.get_http_version(),
+            version,
             parser.should_keep_alive(),
             b"".join(self._body),
             self.remote,
@@ -272,7 +296,12 @@ class HttpProtocol(asyncio.Protocol):
         if self._too_big:
             request.body = b""
             request.keep_alive = False
-            request.method = "!413"
+            request.error = HttpError(413, "Payload Too Large")
+        elif invalid is not None:
+            # A client this confused (or a smuggling attempt): answer, then close.
+            request.keep_alive = False
+            request.error = invalid
+        self._body = []
         self._queue.append(request)
         if request.upgrade:
             # httptools raises HttpParserUpgrade next; data_received then keeps
@@ -290,8 +319,8 @@ class HttpProtocol(asyncio.Protocol):
             request = self._queue.popleft()
             exchange = Exchange(self, request)
             self._active = exchange
-            if request.method == "!413":
-                exchange.error(HttpError(413, "Payload Too Large"))
+            if request.error is not None:
+                exchange.error(request.error)
                 continue
             try:
                 self.listener.dispatch(request, exchange)
@@ -351,7 +380,7 @@ class HttpProtocol(asyncio.Protocol):
         except (OSError, RuntimeError, NotImplementedError):
             transport.close()
             return
-        self.loop.call_later(LINGER_TIMEOUT, transport.close)
+        self._linger = self.loop.call_later(LINGER_TIMEOUT, transport.close)
 
 
 class Exchange:
@@ -512,6 +541,7 @@ class Exchange:
         if self.done:
             return
         self.done = True
+        self._abort = None  # over: no abort can come (and no cycle with the receiver)
         proto = self.proto
         if proto.closed:
             return

@@ -15,7 +15,7 @@ from typing import Any
 
 from fastsockjs.aio.endpoint import Endpoint
 from fastsockjs.aio.http import Exchange, HttpProtocol
-from fastsockjs.aio.timers import DeadlineScheduler
+from fastsockjs.aio.timers import LoopTimerQueue
 from fastsockjs.protocol.http import TEXT_PLAIN, HttpError, Request
 from fastsockjs.protocol.routing import MethodNotAllowed, NotFound, owns, route
 from fastsockjs.transports import HANDLERS
@@ -63,7 +63,7 @@ _REFUSAL = {
 
 
 class Listener:
-    """Owns the mounts, the deadline scheduler and the open connections."""
+    """Owns the mounts, the deadline heap and the open connections."""
 
     def __init__(
         self,
@@ -106,7 +106,7 @@ class Listener:
         self.http_errors: dict[int, int] = {}
         self.servers: list[asyncio.Server] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._scheduler: DeadlineScheduler | None = None
+        self._timers: LoopTimerQueue | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- mounting ----------------------------------------------------------------
@@ -127,10 +127,10 @@ class Listener:
         return self._loop
 
     @property
-    def scheduler(self) -> DeadlineScheduler:
-        if self._scheduler is None:
-            self._scheduler = DeadlineScheduler(self.loop)
-        return self._scheduler
+    def timers(self) -> LoopTimerQueue:
+        if self._timers is None:
+            self._timers = LoopTimerQueue(self.loop)
+        return self._timers
 
     def spawn(self, awaitable: Any) -> None:
         task = self.loop.create_task(awaitable)
@@ -228,8 +228,8 @@ class Listener:
         for server in self.servers:
             await server.wait_closed()
         self.servers.clear()
-        if self._scheduler is not None:
-            self._scheduler.close()
+        if self._timers is not None:
+            self._timers.close()
 
     # -- requests ------------------------------------------------------------------
     def dispatch(self, request: Request, exchange: Exchange) -> None:

@@ -8,6 +8,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from fastsockjs.protocol import websocket as wsproto
+from fastsockjs.protocol.timers import Deadline
 
 if TYPE_CHECKING:
     from fastsockjs.aio.http import HttpProtocol
@@ -16,7 +17,6 @@ _log = logging.getLogger("fastsockjs.error")
 
 #: How long we wait for the peer's close frame after sending ours.
 CLOSE_TIMEOUT = 5.0
-_INF = float("inf")
 
 
 class WebSocket:
@@ -42,8 +42,7 @@ class WebSocket:
         "_ping_left_at",
         "_sent_mark",
         "_sent_mark_at",
-        "_next_at",
-        "_armed_at",
+        "_keepalive",
     )
 
     def __init__(
@@ -63,8 +62,7 @@ class WebSocket:
         # While a ping waits to leave: bytes the kernel had taken, and since when.
         self._sent_mark = 0
         self._sent_mark_at = 0.0
-        self._next_at = 0.0
-        self._armed_at = _INF
+        self._keepalive = Deadline(proto.listener.timers, self.on_timer)
         if ping is not None and isinstance(codec, wsproto.Codec):
             self._rearm(self.proto.loop.time() + ping[0])
 
@@ -82,21 +80,12 @@ class WebSocket:
 
     # -- keep-alive ----------------------------------------------------------------
     def _rearm(self, at: float) -> None:
-        self._next_at = at
-        if at < self._armed_at:
-            self._armed_at = at
-            self.proto.listener.scheduler.schedule(self, at)
+        self._keepalive.set(at)
 
     def on_timer(self, now: float) -> None:
-        if now < self._armed_at:
-            return  # superseded by an earlier arming (see aio/timers.py)
-        self._armed_at = _INF
         if self.closed or self._ping is None:
             return
         _interval, timeout = self._ping
-        if now < self._next_at:
-            self._rearm(self._next_at)
-            return
         if self._ping_end:
             if not self._ping_left_at:
                 sent = self._written - self.transport.get_write_buffer_size()
@@ -228,11 +217,13 @@ class WebSocket:
             return
         self.closed = True
         self.close_sent = True
+        self._keepalive.close()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        app, self.app = self.app, None
         try:
-            self.app.on_closed()
+            app.on_closed()
         except Exception:
             _log.exception("WebSocket close handler failed")
 

@@ -52,7 +52,7 @@ _SERVER_ERROR = HttpError(500, "500 - Internal Server Error")
 
 
 class _Host(Listener):
-    """A Listener that never listens: mounts, routing, the deadline scheduler
+    """A Listener that never listens: mounts, routing, the deadline heap
     and task spawning for the ASGI application, bound to the loop it runs on."""
 
     def bind(self) -> None:
@@ -62,9 +62,9 @@ class _Host(Listener):
         old = self._loop
         if old is not None and not old.is_closed() and any(e.live_sessions for e in self.endpoints):
             raise RuntimeError("a SockJSApp serves one event loop at a time")
-        if self._scheduler is not None:
-            self._scheduler.close()
-            self._scheduler = None
+        if self._timers is not None:
+            self._timers.close()
+            self._timers = None
         self._loop = loop
 
 

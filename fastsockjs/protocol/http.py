@@ -38,6 +38,7 @@ class Request:
         "body",
         "remote",
         "upgrade",
+        "error",
         "_params",
     )
 
@@ -63,6 +64,9 @@ class Request:
         self.body = body
         self.remote = remote
         self.upgrade = upgrade
+        #: Set when the request was refused while it was read (413, 400): it is
+        #: answered with this, in its turn, and never dispatched.
+        self.error: HttpError | None = None
         self._params: dict[str, list[str]] | None = None
 
     def param(self, name: str) -> str | None:
@@ -80,6 +84,47 @@ class Request:
             if name:
                 cookies[name] = value.strip()
         return cookies
+
+
+# RFC 9110 4.2.3 / RFC 3986 3.2.2: reg-name or IP literal, then an optional port.
+_HOST_RE = re.compile(r"(?:[A-Za-z0-9\-._~%!$&'()*+,;=]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?")
+
+
+def request_target(
+    target: str, headers: dict[str, str], version: str, host_lines: int
+) -> tuple[str, HttpError | None]:
+    """Check the request target and Host (RFC 9112 3.2); returns the origin-form
+    target to route on, and the 400 to answer with if the request is invalid.
+
+    An absolute-form target (``GET http://host/path``, as sent to proxies) is
+    accepted, and its authority replaces the Host header (RFC 9112 3.2.2).
+    HTTP/1.1 needs exactly one valid Host; more than one is refused in any version.
+    """
+    if target[:1] != "/" and target != "*":
+        scheme, sep, rest = target.partition("://")
+        if not sep or scheme.lower() not in ("http", "https"):
+            return target, HttpError(400, "Bad Request: invalid request target")
+        cut = len(rest)
+        for c in "/?#":
+            i = rest.find(c)
+            if i != -1 and i < cut:
+                cut = i
+        authority, target = rest[:cut], rest[cut:]
+        if target[:1] != "/":
+            target = "/" + target
+        if "@" in authority or not _HOST_RE.fullmatch(authority):
+            return target, HttpError(400, "Bad Request: invalid request target")
+        headers["host"] = authority
+        host_lines = 1
+    if host_lines > 1:
+        return target, HttpError(400, "Bad Request: more than one Host header")
+    host = headers.get("host")
+    if host is None:
+        if version == "1.1":
+            return target, HttpError(400, "Bad Request: missing Host header")
+    elif not _HOST_RE.fullmatch(host):
+        return target, HttpError(400, "Bad Request: invalid Host header")
+    return target, None
 
 
 def _date_cache() -> Any:

@@ -13,10 +13,9 @@ time; messages the application writes meanwhile wait in the outbox.
 * Every message written in one event-loop turn leaves as one ``a[...]`` frame:
   ``send()`` only queues and asks the host for one flush at the end of the
   turn. ``o``, ``h`` and ``c`` frames are always written on their own.
-* One deadline per session: the heartbeat while a receiver is attached, the
-  disconnect timeout while none is. The host calls :meth:`Session.on_timer`
-  when the time it was asked for has come; moving a deadline later costs
-  nothing (the timer notices and re-arms), only an earlier one is scheduled.
+* One deadline per session (a :class:`~fastsockjs.protocol.timers.Deadline`
+  on the host's timer queue): the heartbeat while a receiver is attached, the
+  disconnect timeout while none is. Moving it later costs nothing.
 * A receiver that ends normally starts the disconnect timeout; one the client
   aborted closes the session at once (``delay_disconnect`` false), as
   sockjs-node does. ``'close'`` is emitted exactly once, when CLOSED is reached.
@@ -28,11 +27,11 @@ the timer, end-of-turn flushing and the event delivery.
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fastsockjs import frames
+from fastsockjs.protocol.timers import Deadline, TimerQueue
 
 if TYPE_CHECKING:
     from fastsockjs.connection import Connection
@@ -64,8 +63,9 @@ class SessionHost(Protocol):
     messages_out: int
     dropped: int
 
+    @property
+    def timers(self) -> TimerQueue: ...
     def now(self) -> float: ...
-    def schedule(self, session: Session, at: float) -> None: ...
     def request_flush(self, session: Session) -> None: ...
     def defer(self, fn: Callable[..., Any], *args: Any) -> None: ...
     def create_future(self) -> Any: ...
@@ -154,7 +154,6 @@ class Session(Drainable):
         "close_frame",
         "_deadline",
         "_deadline_kind",
-        "_armed_at",
         "_flush_pending",
         "_early",
         "_close_deferred",
@@ -172,9 +171,8 @@ class Session(Drainable):
         self.dropped = 0
         self.recv: Receiver | None = None
         self.close_frame = ""
-        self._deadline = math.inf
+        self._deadline = Deadline(host.timers, self.on_timer)
         self._deadline_kind = 0
-        self._armed_at = math.inf
         self._flush_pending = False
         # Messages that arrive before 'connection' was emitted (e.g. in the same
         # packet as the WebSocket handshake) wait here for the app's handlers.
@@ -190,25 +188,11 @@ class Session(Drainable):
     # -- deadlines -------------------------------------------------------
     def _set_deadline(self, kind: int, at: float) -> None:
         self._deadline_kind = kind
-        self._deadline = at
-        if at < self._armed_at:
-            self._armed_at = at
-            self.host.schedule(self, at)
-
-    def _clear_deadline(self) -> None:
-        self._deadline_kind = 0
-        self._deadline = math.inf
+        self._deadline.set(at)
 
     def on_timer(self, now: float) -> None:
-        """The host's timer fired for a time this session asked for."""
-        if now < self._armed_at:
-            return  # superseded by an earlier arming (see aio/timers.py)
-        self._armed_at = math.inf
+        """The time this session's deadline was set for has come."""
         if self.state is ReadyState.CLOSED or self._deadline_kind == 0:
-            return
-        if now < self._deadline:
-            self._armed_at = self._deadline
-            self.host.schedule(self, self._deadline)
             return
         if self._deadline_kind == _HEARTBEAT:
             recv = self.recv
@@ -380,7 +364,8 @@ class Session(Drainable):
             recv.session = None
             recv.finish()
         self.state = ReadyState.CLOSED
-        self._clear_deadline()
+        self._deadline_kind = 0
+        self._deadline.close()
         self.outbox = []
         self.outbox_bytes = 0
         if not self.close_frame:

@@ -57,6 +57,9 @@ class WebSocketReceiver:
 
     def on_closed(self) -> None:
         """The socket closed (either side, or the network)."""
+        # Let go of the socket at once: the session may outlive it.
+        self.ws = None
+        self.flow = None
         if self.done:
             return
         self.done = True
@@ -184,6 +187,7 @@ class RawSession(Drainable):
         if self.state is ReadyState.CLOSED:
             return
         self.state = ReadyState.CLOSED
+        self.ws = None  # the application may keep its Connection: not the socket
         self.host.raw_closed(self)
         self.wake_drainers()
         self.connection.emit("close")

@@ -16,8 +16,9 @@ from collections.abc import Iterator
 import pytest
 
 from fastsockjs import cli
-from fastsockjs.aio.timers import DeadlineScheduler
+from fastsockjs.aio.timers import LoopTimerQueue
 from fastsockjs.apps import echo
+from fastsockjs.protocol.timers import Deadline
 from tests.helpers import RawHttp, RawWebSocket, ServerThread, request
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -157,30 +158,29 @@ def test_bytes_after_a_non_websocket_upgrade_are_bounded(srv: ServerThread) -> N
 
 def test_scheduler_fires_each_deadline_on_time() -> None:
     """
-    Was: DeadlineScheduler._fire resets _handle, runs the callbacks, and only re-arms
+    Was: the scheduler's _fire reset _handle, runs the callbacks, and only re-arms
     for the heap top if no callback scheduled anything; a callback that re-arms a LATER
     deadline (a session's heartbeat, a connection's keep-alive) sets the timer handle to
     that later time, and every earlier entry waits for it
     """
     async def trial() -> tuple[float, float | None]:
         loop = asyncio.get_running_loop()
-        sched = DeadlineScheduler(loop)
+        queue = LoopTimerQueue(loop)
         t0 = loop.time()
         fired: dict[str, float] = {}
+        later = Deadline(queue, lambda now: fired.setdefault("later", loop.time() - t0))
 
-        class Target:
-            def __init__(self, name: str, rearm: float | None = None) -> None:
-                self.name, self.rearm = name, rearm
+        def first(now: float) -> None:
+            fired["first"] = loop.time() - t0
+            later.set(t0 + 5.0)  # re-arms far away when it fires
 
-            def on_timer(self, now: float) -> None:
-                fired[self.name] = loop.time() - t0
-                if self.rearm is not None:
-                    sched.schedule(Target("later"), t0 + self.rearm)
+        def second(now: float) -> None:
+            fired["second"] = loop.time() - t0
 
-        sched.schedule(Target("first", rearm=5.0), t0 + 0.05)  # re-arms far away when it fires
-        sched.schedule(Target("second"), t0 + 0.3)  # due long before that
+        Deadline(queue, first).set(t0 + 0.05)
+        Deadline(queue, second).set(t0 + 0.3)  # due long before that
         await asyncio.sleep(1.0)
-        sched.close()
+        queue.close()
         return fired["first"], fired.get("second")
 
     for _ in range(5):
@@ -291,7 +291,7 @@ def test_answers_before_a_closing_500_reach_a_pipelining_client(loop_kind: str) 
         s.settimeout(3)
         s.connect(("127.0.0.1", st.port))
         info = b"GET /e/info HTTP/1.1\r\nHost: x\r\n\r\n"
-        empty_send = b"POST /e/000/a/xhr_send HTTP/1.1\r\nContent-Length: 0\r\n\r\n"  # 500, closes
+        empty_send = b"POST /e/000/a/xhr_send HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"  # 500, closes
         out = _flood_then_read(s, info * 20 + empty_send + info * 1000)
     finally:
         st.stop()

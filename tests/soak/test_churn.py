@@ -147,7 +147,7 @@ def test_churn_soak() -> None:
 
     def server_state() -> tuple[int, int, int]:
         state = st.call(lambda: (endpoint.live_sessions, len(listener.connections),
-                                 len(listener.scheduler)))
+                                 len(listener.timers)))
         return int(state[0]), int(state[1]), int(state[2])
 
     totals: dict[str, int] = {}

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import heapq
-import itertools
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from fastsockjs.protocol.session import ANOTHER_CONNECTION, ReadyState, Session
+from fastsockjs.protocol.timers import TimerQueue
 
 
 class FakeHost:
@@ -27,8 +26,7 @@ class FakeHost:
         self.heartbeat_delay = heartbeat
         self.disconnect_delay = disconnect
         self.time = 1000.0
-        self.timers: list[tuple[float, int, Any]] = []
-        self.seq = itertools.count()
+        self.timers = TimerQueue()
         self.dirty: list[Session] = []
         self.deferred: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
         self.forgotten: list[Session] = []
@@ -36,9 +34,6 @@ class FakeHost:
 
     def now(self) -> float:
         return self.time
-
-    def schedule(self, session: Session, at: float) -> None:
-        heapq.heappush(self.timers, (at, next(self.seq), session))
 
     def request_flush(self, session: Session) -> None:
         self.dirty.append(session)
@@ -68,10 +63,12 @@ class FakeHost:
             s.flush()
 
     def advance(self, seconds: float) -> None:
-        self.time += seconds
-        while self.timers and self.timers[0][0] <= self.time:
-            at, _, session = heapq.heappop(self.timers)
-            session.on_timer(self.time)
+        """Move the clock, firing what comes due on the way, in order."""
+        end = self.time + seconds
+        while self.timers.next_at <= end:
+            self.time = max(self.time, self.timers.next_at)
+            self.timers.run_due(self.time)
+        self.time = end
 
 
 class FakeFuture:
