@@ -173,8 +173,14 @@ def test_close_unsubscribes_from_everything() -> None:
 def test_closed_connections_are_refused() -> None:
     broker = MemoryBroker()
     c = conn(FakeSession(ReadyState.CLOSED))
-    assert broker.subscribe(c, "a") is False
+    refused = broker.subscribe(c, "a")
+    assert not refused and refused == False  # noqa: E712 - compatible with the old bool
     assert broker.channels() == set()
+    assert asyncio.run(_awaited(refused)) is False
+
+
+async def _awaited(aw: Any) -> Any:
+    return await aw
 
 
 def test_a_session_closing_during_fan_out_is_safe() -> None:
@@ -238,6 +244,12 @@ def test_memory_broker_lifecycle() -> None:
         async with MemoryBroker() as broker:
             assert broker.connected
             assert await broker.ready("x")
+            # Awaiting subscribe() is optional and, in memory, immediate.
+            c = conn()
+            assert await broker.subscribe(c, "x") is True
+            assert broker.publish("x", "m") == 1
+            assert broker.healthy and broker.health.ok and broker.health.reason
+            assert broker.status()["healthy"] is True
 
     asyncio.run(main())
 
