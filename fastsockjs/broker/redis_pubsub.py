@@ -156,6 +156,7 @@ class RedisBroker(Broker):
         self.health_interval = float(health_interval)
         self.answer_timeout = float(answer_timeout)
         self.connect_timeout = float(connect_timeout)
+        self.cleanup_grace = CLEANUP_GRACE
         self.redis_kwargs = redis_kwargs
         self._origin_b = self.origin.encode("ascii")
         self._ctl_key = f"{channel_prefix}__ctl__:{self.origin}".encode()
@@ -315,7 +316,7 @@ class RedisBroker(Broker):
         for task in tasks:
             task.cancel()
         # The link's own teardown is bounded by CLEANUP_GRACE per step.
-        await self._settle(tasks, 3 * CLEANUP_GRACE + 1.0, "the broker's tasks")
+        await self._settle(tasks, 3 * self.cleanup_grace + 1.0, "the broker's tasks")
 
     async def _tick(self, lag: LoopLag) -> None:
         loop = asyncio.get_running_loop()
@@ -478,7 +479,7 @@ class RedisBroker(Broker):
         finally:
             if not task.done():
                 task.cancel()
-                await self._settle([task], CLEANUP_GRACE, what)
+                await self._settle([task], self.cleanup_grace, what)
 
     async def _settle(self, tasks: Iterable[asyncio.Future[Any]], grace: float, what: str) -> None:
         """Wait up to ``grace`` seconds for cancelled ``tasks`` to end; abandon (and
@@ -572,15 +573,15 @@ class RedisBroker(Broker):
             self._wake_waiters(link_lost=True)
             for pending in tasks:
                 pending.cancel()
-            await self._settle(tasks, CLEANUP_GRACE, "a Redis link task")
+            await self._settle(tasks, self.cleanup_grace, "a Redis link task")
             for closing in (pubsub.aclose, client.aclose):
                 with contextlib.suppress(Exception):  # closing a broken link
                     await self._settle_call(closing, "closing a Redis connection")
 
     async def _settle_call(self, fn: Callable[[], Awaitable[Any]], what: str) -> None:
-        """Run ``fn()`` for up to CLEANUP_GRACE seconds (a teardown step)."""
+        """Run ``fn()`` for up to ``cleanup_grace`` seconds (a teardown step)."""
         task = asyncio.ensure_future(fn())
-        done, _ = await asyncio.wait({task}, timeout=CLEANUP_GRACE)
+        done, _ = await asyncio.wait({task}, timeout=self.cleanup_grace)
         if not done:
             task.cancel()
         await self._settle([task], 0.1 if not done else 0.0, what)
