@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import re
+import time
 from typing import Any
 
 import pytest
@@ -413,8 +414,6 @@ def test_an_operation_outliving_its_timeout_fails_but_a_stall_does_not_count() -
         answer: asyncio.Future[str] = loop.create_future()
 
         def stall_then_answer() -> None:
-            import time
-
             time.sleep(0.5)  # the whole loop stops, as if the process were paused
             loop.call_later(0.01, answer.set_result, "PONG")  # after the expired timers
 
