@@ -165,6 +165,8 @@ class RedisBroker(Broker):
         self._wake: asyncio.Event | None = None
         # Set when the local channels change: the link SUBSCRIBEs at once.
         self._changed: asyncio.Event | None = None
+        # Set while the link is up.
+        self._up: asyncio.Event | None = None
         # Channels SUBSCRIBEd on the current link, and those Redis confirmed.
         self._at_redis: set[str] = set()
         self._pending_sub: dict[str, int] = {}
@@ -232,8 +234,18 @@ class RedisBroker(Broker):
             self._changed.set()
 
     def _confirmation(self, channels: tuple[str, ...]) -> Callable[[], Awaitable[bool]]:
-        # Bounded: a link that is up answers within answer_timeout or is torn down.
-        return lambda: self.ready(*channels, timeout=self.answer_timeout + 1.0)
+        return lambda: self._subscribed(channels)
+
+    async def _subscribed(self, channels: tuple[str, ...]) -> bool:
+        """What ``await subscribe()`` waits for; bounded in time."""
+        up = self._up
+        if not self._link_up and up is not None and self._failures == 0 and not self._closed:
+            # Connecting (first time, or again after a loss) and nothing failed yet:
+            # worth waiting for. During an outage (an attempt failed): False at once.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(up.wait(), self.connect_timeout + self.answer_timeout)
+        # A link that is up answers within answer_timeout, or is torn down.
+        return await self.ready(*channels, timeout=self.answer_timeout + 1.0)
 
     def _forward(self, channel: str, message: str) -> None:
         self._autostart()
@@ -279,6 +291,7 @@ class RedisBroker(Broker):
         loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
+        self._up = asyncio.Event()
         # Ticks often enough that a stall is measured to a small part of the timeout.
         self._lag = LoopLag(min(0.25, self.answer_timeout / 8), loop.time())
         self._ticker = loop.create_task(self._tick(self._lag))
@@ -293,13 +306,14 @@ class RedisBroker(Broker):
     async def wait_connected(self, timeout: float | None = None) -> bool:
         """Wait until the link to Redis is up; False after ``timeout``."""
         await self.start()
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while not self._link_up:
-            if deadline is not None and loop.time() >= deadline:
-                return False
-            await asyncio.sleep(0.02)
-        return True
+        if self._link_up:
+            return True
+        assert self._up is not None
+        try:
+            await asyncio.wait_for(self._up.wait(), timeout)
+        except TimeoutError:
+            return False
+        return self._link_up
 
     async def close(self, flush_timeout: float = 1.0) -> None:
         """Stop; what is queued gets ``flush_timeout`` seconds to reach Redis.
@@ -348,7 +362,9 @@ class RedisBroker(Broker):
             return Health(False, f"connecting to Redis at {where}")
         watch, lag = self._watch, self._lag
         if watch is not None and lag is not None:
-            verdict = watch.check(asyncio.get_running_loop().time(), lag)
+            loop = _running_loop()  # its clock; any thread may ask
+            now = loop.time() if loop is not None else time.monotonic()
+            verdict = watch.check(now, lag)
             if verdict.dead:
                 return Health(False, verdict.reason)
         return Health(True, f"connected to Redis at {where}")
@@ -565,6 +581,8 @@ class RedisBroker(Broker):
         finally:
             stop.set()
             self._link_up = False
+            if self._up is not None:
+                self._up.clear()
             self._watch = None
             if self._out:
                 self._drop(len(self._out), "Redis link lost")
@@ -624,6 +642,8 @@ class RedisBroker(Broker):
     def _confirm(self, key: bytes) -> None:
         if key == self._ctl_key:
             self._link_up = True
+            if self._up is not None:
+                self._up.set()
             self.connects += 1
             self._failures = 0
             self.log.info(

@@ -265,6 +265,10 @@ def test_subscribe_returns_once_redis_confirmed(redis: RedisServer) -> None:
         confirm, first, unsub = [], [], []
         loop = asyncio.get_running_loop()
         try:
+            # Awaited while the broker is still connecting: waits for the link.
+            early = fake_conn()
+            assert await a.subscribe(early, "early") is True
+            assert a.connected and "early" in a._confirmed
             assert await a.wait_connected(10) and await b.wait_connected(10)
             for i in range(rounds):
                 c = fake_conn()
