@@ -7,14 +7,18 @@
     broker = make_broker("redis://127.0.0.1:6379/0")   # or None: in-memory
 
     @server.on("connection")
-    def joined(conn):
-        broker.subscribe(conn, "lobby")                  # left again on close
+    async def joined(conn):
         conn.on("data", lambda text: broker.publish("lobby", text))
+        await broker.subscribe(conn, "lobby")   # left again on close; the await is
+                                                # optional: it waits for Redis's OK
 
 ``publish`` quotes each message once per process and writes it to every local
 subscriber (``send_quoted``), whatever the state of the backend; the Redis
 backend also carries it to the other processes (at-most-once, in order per
-publisher). See ``docs/scaling.md``.
+publisher). ``broker.health`` / ``broker.healthy`` tell, cheaply, whether
+messages cross processes right now (for a health check): see
+:mod:`fastsockjs.broker.base` and :mod:`fastsockjs.broker.redis_pubsub`, and
+``docs/scaling.md``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fastsockjs.broker.base import Broker, MemoryBroker
+from fastsockjs.broker.base import Broker, Health, MemoryBroker, Subscribed
 
 #: The command line puts ``--broker`` here for ``fastsockjs run`` factories.
 ENV_BROKER = "FASTSOCKJS_BROKER"
@@ -67,7 +71,9 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Broker",
+    "Health",
     "MemoryBroker",
+    "Subscribed",
     "RedisBroker",
     "default_broker",
     "make_broker",

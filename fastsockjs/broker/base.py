@@ -5,6 +5,14 @@ which channels. ``publish(channel, message)`` writes the message to every
 local subscriber at once, encoding its SockJS frame a single time, and hands
 it to the backend (if any) for the other processes. Backends only add the
 transport between processes; local delivery never depends on them.
+
+Health (for a ``/health`` endpoint): ``broker.health`` is a :class:`Health` --
+``ok`` and a human ``reason`` -- and ``broker.healthy`` its ``ok``. Both are cheap
+(no I/O, no await): they read state the backend keeps up to date. The in-memory
+broker is always healthy. A backend is healthy while messages cross processes
+right now: for Redis, the link is connected, its subscriptions are in place, and
+Redis answered within the answer timeout (see ``fastsockjs.broker.redis_pubsub``).
+While it is not, local delivery still works; only other processes are cut off.
 """
 
 from __future__ import annotations
@@ -12,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fastsockjs import frames
@@ -23,6 +32,57 @@ if TYPE_CHECKING:
     from fastsockjs.connection import Connection
 
 log = logging.getLogger("fastsockjs.broker")
+
+
+@dataclass(frozen=True)
+class Health:
+    """Whether a broker carries messages between processes right now, and why not.
+
+    True in a boolean context when ``ok``."""
+
+    ok: bool
+    reason: str
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+class Subscribed:
+    """What :meth:`Broker.subscribe` returns: true when the connection is a member
+    (local delivery starts at once). Awaiting it waits until the backend has
+    confirmed the channels, so that messages other processes publish from then on
+    arrive; the await gives False when the backend cannot confirm them (not
+    connected, or no answer within its timeout). Not awaiting it is fine."""
+
+    __slots__ = ("ok", "_confirm")
+
+    def __init__(self, ok: bool, confirm: Callable[[], Awaitable[bool]] | None = None) -> None:
+        self.ok = ok
+        self._confirm = confirm
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (bool, Subscribed)):
+            return self.ok == bool(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.ok)
+
+    def __repr__(self) -> str:
+        return f"<Subscribed {self.ok}>"
+
+    def __await__(self) -> Generator[Any, None, bool]:
+        return self._wait().__await__()
+
+    async def _wait(self) -> bool:
+        if not self.ok:
+            return False
+        if self._confirm is None:
+            return True
+        return await self._confirm()
 
 
 class Broker:
@@ -46,13 +106,16 @@ class Broker:
         self.log = log
 
     # -- membership ------------------------------------------------------------
-    def subscribe(self, conn: Connection, *channels: str) -> bool:
-        """Add ``conn`` to ``channels``; False if the connection is already closed.
+    def subscribe(self, conn: Connection, *channels: str) -> Subscribed:
+        """Add ``conn`` to ``channels``; false if the connection is already closed.
 
-        The connection leaves all its channels by itself when it closes.
+        Local delivery starts at once. ``await broker.subscribe(conn, ch)`` also
+        waits until the backend confirmed the subscription (see :class:`Subscribed`):
+        a message another process publishes after that is never missed. The
+        connection leaves all its channels by itself when it closes.
         """
         if conn.ready_state not in (ReadyState.CONNECTING, ReadyState.OPEN):
-            return False
+            return Subscribed(False)
         entry = self._subs.get(conn)
         if entry is None:
 
@@ -72,7 +135,7 @@ class Broker:
                 members = self._members[channel] = {}
                 self._channel_added(channel)
             members[conn] = None
-        return True
+        return Subscribed(True, self._confirmation(channels))
 
     def unsubscribe(self, conn: Connection, *channels: str) -> None:
         """Remove ``conn`` from ``channels`` (from every channel when none are given)."""
@@ -139,6 +202,10 @@ class Broker:
         return sent
 
     # -- backend hooks -------------------------------------------------------------
+    def _confirmation(self, channels: tuple[str, ...]) -> Callable[[], Awaitable[bool]] | None:
+        """What awaiting ``subscribe(conn, *channels)`` waits for (None: nothing)."""
+        return None
+
     def _channel_added(self, channel: str) -> None:
         """The first local subscriber of ``channel`` arrived."""
 
@@ -165,6 +232,15 @@ class Broker:
         """Whether messages cross processes right now (always, for one process)."""
         return True
 
+    @property
+    def health(self) -> Health:
+        """Whether the backend works right now, with the reason (cheap: no I/O)."""
+        return Health(True, "in-memory: one process, nothing to reach")
+
+    @property
+    def healthy(self) -> bool:
+        return self.health.ok
+
     async def __aenter__(self) -> Broker:
         await self.start()
         return self
@@ -173,9 +249,12 @@ class Broker:
         await self.close()
 
     def status(self) -> dict[str, Any]:
+        health = self.health
         return {
             "backend": self.backend,
             "connected": self.connected,
+            "healthy": health.ok,
+            "health": health.reason,
             "origin": self.origin,
             "channels": sorted(self._members),
             "connections": len(self._subs),
@@ -205,4 +284,4 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-__all__ = ["Broker", "MemoryBroker"]
+__all__ = ["Broker", "Health", "MemoryBroker", "Subscribed"]

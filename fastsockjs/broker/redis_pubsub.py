@@ -13,10 +13,43 @@ Delivery semantics
   while Redis is unreachable (or in flight when the link breaks) reach local
   subscribers only; subscribers in other processes miss them. Nothing is
   replayed later, so nothing is duplicated either.
+* A new channel is SUBSCRIBEd (a channel without local subscribers left is
+  UNSUBSCRIBEd) as soon as it changes, not on a poll. ``await
+  broker.subscribe(conn, channel)`` returns once Redis confirmed it.
 
-The backend owns its connection: a supervisor task (re)connects with bounded
-exponential backoff (with jitter), resubscribes every channel that has local
-subscribers, and logs through ``logging.getLogger("fastsockjs.broker")``.
+The link
+--------
+The backend owns its two connections (one publishing, one subscribed): a
+supervisor task (re)connects with bounded exponential backoff (with jitter),
+resubscribes every channel that has local subscribers, and logs through
+``logging.getLogger("fastsockjs.broker")``.
+
+Liveness is checked by this class, not by socket timeouts: after
+``health_interval`` seconds without hearing from Redis on the subscribed
+connection it sends PING, and when nothing arrives within ``answer_timeout``
+seconds, or a pipelined PUBLISH (or any other command) waits longer than that
+for its reply, the link is declared dead and rebuilt. These timeouts count only
+the time this process was running: the event loop's lag is measured
+(:class:`~fastsockjs.broker.watch.LoopLag`) and a pause of the whole process
+(SIGSTOP, a blocked loop) is credited back, so it cannot by itself tear the link
+down. Tearing a link down never waits on anything without a bound: tasks that do
+not stop within a grace period are abandoned (and logged), and a new link starts.
+
+Health
+------
+``broker.health`` (see :class:`~fastsockjs.broker.base.Health`) is cheap and
+reports, with a reason:
+
+* ok -- the link is connected (its control channel confirmed by Redis) and
+  Redis has not left a PING unanswered for ``answer_timeout`` seconds of
+  running time;
+* not ok -- not started, closed, connecting / reconnecting (with the last
+  error and the attempt number), or "no answer from Redis for N s" (the
+  moment it is true, even before the link task has run and torn the link down).
+
+Options, as keyword arguments or in the URL's query string (the rest of the
+query goes to redis-py): ``channel_prefix``, ``min_backoff``, ``max_backoff``,
+``max_pending``, ``health_interval``, ``answer_timeout``, ``connect_timeout``.
 """
 
 from __future__ import annotations
@@ -27,10 +60,12 @@ import random
 import re
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from fastsockjs.broker.base import Broker, _running_loop
+from fastsockjs.broker.base import Broker, Health, _running_loop
+from fastsockjs.broker.watch import AnswerWatch, LoopLag, running
 
 _ORIGIN_RE = re.compile(rb"[0-9a-f]{32}")
 _SEP = b":"
@@ -40,8 +75,13 @@ OWN_PARAMS = {
     "min_backoff": float,
     "max_backoff": float,
     "max_pending": int,
+    "health_interval": float,
+    "answer_timeout": float,
+    "connect_timeout": float,
 }
-
+#: How long a link's teardown waits for its tasks and connections to stop,
+#: before it abandons them and reconnects anyway.
+CLEANUP_GRACE = 2.0
 
 def split_url(url: str) -> tuple[str, dict[str, Any]]:
     """(the URL for redis-py, our own options from its query string)."""
@@ -79,11 +119,16 @@ class RedisBroker(Broker):
         min_backoff: float = 0.1,
         max_backoff: float = 2.0,
         max_pending: int = 10_000,
-        poll_interval: float = 0.1,
+        poll_interval: float | None = None,
         health_interval: float = 5.0,
+        answer_timeout: float = 5.0,
         connect_timeout: float = 3.0,
         **redis_kwargs: Any,
     ) -> None:
+        """``health_interval``: seconds of silence before a PING; ``answer_timeout``:
+        seconds (of running time) Redis gets to answer a PING or a command;
+        ``poll_interval`` is accepted for compatibility and unused (subscriptions
+        follow changes at once)."""
         super().__init__()
         try:
             import redis.asyncio  # noqa: F401
@@ -96,22 +141,32 @@ class RedisBroker(Broker):
         min_backoff = ours.get("min_backoff", min_backoff)
         max_backoff = ours.get("max_backoff", max_backoff)
         max_pending = ours.get("max_pending", max_pending)
+        health_interval = ours.get("health_interval", health_interval)
+        answer_timeout = ours.get("answer_timeout", answer_timeout)
+        connect_timeout = ours.get("connect_timeout", connect_timeout)
         if not 0 < min_backoff <= max_backoff:
             raise ValueError("need 0 < min_backoff <= max_backoff")
+        if min(health_interval, answer_timeout, connect_timeout) <= 0:
+            raise ValueError("health_interval, answer_timeout and connect_timeout must be > 0")
         self.url = url
         self.channel_prefix = channel_prefix
         self.min_backoff = float(min_backoff)
         self.max_backoff = float(max_backoff)
         self.max_pending = int(max_pending)
-        self.poll_interval = poll_interval
-        self.health_interval = health_interval
-        self.connect_timeout = connect_timeout
+        self.health_interval = float(health_interval)
+        self.answer_timeout = float(answer_timeout)
+        self.connect_timeout = float(connect_timeout)
+        self.cleanup_grace = CLEANUP_GRACE
         self.redis_kwargs = redis_kwargs
         self._origin_b = self.origin.encode("ascii")
         self._ctl_key = f"{channel_prefix}__ctl__:{self.origin}".encode()
         # Outgoing (redis channel, payload), sent in order by one writer.
         self._out: deque[tuple[bytes, bytes]] = deque()
         self._wake: asyncio.Event | None = None
+        # Set when the local channels change: the link SUBSCRIBEs at once.
+        self._changed: asyncio.Event | None = None
+        # Set while the link is up.
+        self._up: asyncio.Event | None = None
         # Channels SUBSCRIBEd on the current link, and those Redis confirmed.
         self._at_redis: set[str] = set()
         self._pending_sub: dict[str, int] = {}
@@ -120,14 +175,23 @@ class RedisBroker(Broker):
         self._waiters: list[tuple[set[str], asyncio.Future[bool]]] = []
         self._link_up = False
         self._task: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
         self._closed = False
         self._drop_logged = 0.0
+        # The loop's lag (while started), and the current link's answer watch.
+        self._lag: LoopLag | None = None
+        self._watch: AnswerWatch | None = None
+        self._last_error = ""
+        self._failures = 0
+        # Tasks a teardown gave up on, referenced until they end.
+        self._stragglers: set[asyncio.Future[Any]] = set()
         # Counters (status()).
         self.forwarded = 0
         self.received = 0
         self.skipped_own = 0
         self.dropped = 0
         self.connects = 0
+        self.abandoned = 0
 
     # -- names ---------------------------------------------------------------------
     def _key(self, channel: str) -> bytes:
@@ -158,11 +222,30 @@ class RedisBroker(Broker):
 
     # -- Broker hooks --------------------------------------------------------------
     def _channel_added(self, channel: str) -> None:
-        self._dirty = True
+        self._subscriptions_changed()
         self._autostart()
 
     def _channel_removed(self, channel: str) -> None:
+        self._subscriptions_changed()
+
+    def _subscriptions_changed(self) -> None:
         self._dirty = True
+        if self._changed is not None:
+            self._changed.set()
+
+    def _confirmation(self, channels: tuple[str, ...]) -> Callable[[], Awaitable[bool]]:
+        return lambda: self._subscribed(channels)
+
+    async def _subscribed(self, channels: tuple[str, ...]) -> bool:
+        """What ``await subscribe()`` waits for; bounded in time."""
+        up = self._up
+        if not self._link_up and up is not None and self._failures == 0 and not self._closed:
+            # Connecting (first time, or again after a loss) and nothing failed yet:
+            # worth waiting for. During an outage (an attempt failed): False at once.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(up.wait(), self.connect_timeout + self.answer_timeout)
+        # A link that is up answers within answer_timeout, or is torn down.
+        return await self.ready(*channels, timeout=self.answer_timeout + 1.0)
 
     def _forward(self, channel: str, message: str) -> None:
         self._autostart()
@@ -198,6 +281,7 @@ class RedisBroker(Broker):
         self.received += 1
         return self.deliver(channel, text)
 
+
     # -- lifecycle -------------------------------------------------------------------
     def _autostart(self) -> None:
         if self._task is None and not self._closed and _running_loop() is not None:
@@ -206,6 +290,11 @@ class RedisBroker(Broker):
     def _start(self) -> None:
         loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._up = asyncio.Event()
+        # Ticks often enough that a stall is measured to a small part of the timeout.
+        self._lag = LoopLag(min(0.25, self.answer_timeout / 8), loop.time())
+        self._ticker = loop.create_task(self._tick(self._lag))
         self._task = loop.create_task(self._supervise())
 
     async def start(self) -> None:
@@ -217,16 +306,18 @@ class RedisBroker(Broker):
     async def wait_connected(self, timeout: float | None = None) -> bool:
         """Wait until the link to Redis is up; False after ``timeout``."""
         await self.start()
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while not self._link_up:
-            if deadline is not None and loop.time() >= deadline:
-                return False
-            await asyncio.sleep(0.02)
-        return True
+        if self._link_up:
+            return True
+        assert self._up is not None
+        try:
+            await asyncio.wait_for(self._up.wait(), timeout)
+        except TimeoutError:
+            return False
+        return self._link_up
 
     async def close(self, flush_timeout: float = 1.0) -> None:
-        """Stop; what is queued gets ``flush_timeout`` seconds to reach Redis."""
+        """Stop; what is queued gets ``flush_timeout`` seconds to reach Redis.
+        Returns within ``flush_timeout`` plus a few seconds, whatever Redis does."""
         if self._closed:
             return
         loop = asyncio.get_running_loop()
@@ -234,21 +325,55 @@ class RedisBroker(Broker):
         while self._link_up and self._out and loop.time() < deadline:
             await asyncio.sleep(0.01)
         self._closed = True
-        task, self._task = self._task, None
-        if task is not None:
+        tasks = [t for t in (self._task, self._ticker) if t is not None]
+        self._task = self._ticker = None
+        for task in tasks:
             task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception:  # pragma: no cover - the supervisor catches everything
-                self.log.exception("Redis broker task failed")
+        # The link's own teardown is bounded by CLEANUP_GRACE per step.
+        await self._settle(tasks, 3 * self.cleanup_grace + 1.0, "the broker's tasks")
+
+    async def _tick(self, lag: LoopLag) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(lag.due(loop.time()))
+            stall = lag.tick(loop.time())
+            if stall >= 1.0:
+                self.log.warning("the event loop was stalled for %.1f s", stall)
 
     @property
     def connected(self) -> bool:
         return self._link_up
 
+    @property
+    def health(self) -> Health:
+        where = redact(self.url)
+        if self._closed:
+            return Health(False, "the broker is closed")
+        if self._task is None:
+            return Health(False, "the broker is not started")
+        if not self._link_up:
+            if self._failures:
+                return Health(False, (
+                    f"cannot reach Redis at {where} ({self._last_error}; "
+                    f"attempt {self._failures})"
+                ))
+            if self.connects:
+                return Health(False, f"reconnecting to Redis at {where} ({self._last_error})")
+            return Health(False, f"connecting to Redis at {where}")
+        watch, lag = self._watch, self._lag
+        if watch is not None and lag is not None:
+            loop = _running_loop()  # its clock; any thread may ask
+            now = loop.time() if loop is not None else time.monotonic()
+            verdict = watch.check(now, lag)
+            if verdict.dead:
+                return Health(False, verdict.reason)
+        return Health(True, f"connected to Redis at {where}")
+
     async def ready(self, *channels: str, timeout: float | None = None) -> bool:
+        """Wait until Redis confirmed ``channels`` (all local channels when none are
+        given) on the current link; False at once when the link is down, or after
+        ``timeout``, or when the link breaks meanwhile. Optional: awaiting
+        ``subscribe()`` does the same for its channels."""
         want = set(channels) if channels else set(self._members)
         if not self._link_up:
             return False
@@ -285,16 +410,18 @@ class RedisBroker(Broker):
             skipped_own=self.skipped_own,
             dropped=self.dropped,
             connects=self.connects,
+            abandoned=self.abandoned,
+            loop_lag_max=round(self._lag.worst, 3) if self._lag is not None else 0.0,
         )
         return out
 
     # -- the link -------------------------------------------------------------------
     async def _supervise(self) -> None:
         delay = self.min_backoff
-        failures = 0
         safe_url = redact(self.url)
+        loop = asyncio.get_running_loop()
         while not self._closed:
-            started = time.monotonic()
+            started = loop.time()
             connects_before = self.connects
             error: BaseException | None = None
             try:
@@ -303,85 +430,179 @@ class RedisBroker(Broker):
                 raise
             except Exception as exc:
                 error = exc
+            self._last_error = _describe(error)
             was_up = self.connects > connects_before
             if self._closed:
                 break
             if was_up:
-                failures = 0
+                self._failures = 0
                 delay = self.min_backoff
                 self.log.warning(
                     "lost Redis at %s after %.1f s (%s); local delivery continues, "
-                    "reconnecting", safe_url, time.monotonic() - started, _describe(error),
+                    "reconnecting", safe_url, loop.time() - started, self._last_error,
                 )
             else:
-                failures += 1
-                log = self.log.warning if failures == 1 or failures % 10 == 0 else self.log.info
+                self._failures += 1
+                log = (self.log.warning if self._failures == 1 or self._failures % 10 == 0
+                       else self.log.info)
                 log(
                     "cannot reach Redis at %s (%s); attempt %d, next in %.2f s",
-                    safe_url, _describe(error), failures, delay,
+                    safe_url, self._last_error, self._failures, delay,
                 )
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, self.max_backoff)
 
     def _client(self) -> Any:
         from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
-        from redis.retry import Retry
 
         kwargs: dict[str, Any] = dict(
             socket_connect_timeout=self.connect_timeout,
-            socket_timeout=max(10.0, 2 * self.health_interval),
+            # No socket timeouts: they count wall time, so they would fire falsely
+            # after a pause of this process. _within() bounds every command instead.
+            socket_timeout=None,
             socket_keepalive=True,
             health_check_interval=0,
-            # This class owns reconnection; redis-py must never resend a PUBLISH.
-            retry=Retry(NoBackoff(), 0),
+            # This class owns reconnection: redis-py must never resend a PUBLISH,
+            # nor reconnect and resubscribe behind its back (no error is "retryable").
+            retry=Retry(NoBackoff(), 0, supported_errors=()),
             decode_responses=False,
         )
         kwargs.update(self.redis_kwargs)
         return Redis.from_url(self.url, **kwargs)
 
+    async def _within(self, aw: Awaitable[Any], what: str, timeout: float | None = None) -> Any:
+        """Await ``aw`` (in a task of its own) for at most ``timeout`` seconds of this
+        process's running time (default ``answer_timeout``); TimeoutError after that.
+
+        Cancelling the caller ends the wait at once, whatever ``aw`` does with its
+        own cancellation (redis-py may absorb one; it is then abandoned, bounded)."""
+        limit = self.answer_timeout if timeout is None else timeout
+        lag = self._lag
+        assert lag is not None
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(aw)
+        started = loop.time()
+        try:
+            while True:
+                left = limit - running(started, loop.time(), lag)
+                if left <= 0:
+                    raise TimeoutError(f"no answer from Redis to {what} within {limit:g} s")
+                done, _ = await asyncio.wait({task}, timeout=left)
+                if done:
+                    return task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+                await self._settle([task], self.cleanup_grace, what)
+
+    async def _settle(self, tasks: Iterable[asyncio.Future[Any]], grace: float, what: str) -> None:
+        """Wait up to ``grace`` seconds for cancelled ``tasks`` to end; abandon (and
+        log) those that do not. Never waits longer, even if cancelled meanwhile."""
+        pending = {t for t in tasks if not t.done()}
+        if pending:
+            try:
+                _, pending = await asyncio.wait(pending, timeout=grace)
+            finally:
+                for task in pending:
+                    if task.done():
+                        continue
+                    self.abandoned += 1
+                    self.log.warning(
+                        "%s did not stop within %.1f s of being cancelled; abandoned",
+                        what, grace,
+                    )
+                    self._stragglers.add(task)
+                    task.add_done_callback(self._straggler_done)
+        for task in tasks:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: the link's error was already reported
+
+    def _straggler_done(self, task: asyncio.Future[Any]) -> None:
+        self._stragglers.discard(task)
+        if not task.cancelled():
+            task.exception()
+
     async def _link(self) -> None:
         """One link's life (a publishing and a subscribed connection); raises
         when it breaks. ``self.connects`` grows once it is up."""
+        loop = asyncio.get_running_loop()
+        lag, changed = self._lag, self._changed
+        assert lag is not None and changed is not None
         client = self._client()
         pubsub = client.pubsub()
-        tasks: list[asyncio.Future[None]] = []
+        stop = asyncio.Event()  # tells this link's tasks to end (cancel may be absorbed)
+        tasks: list[asyncio.Future[Any]] = []
         try:
-            await asyncio.wait_for(client.ping(), self.connect_timeout)
+            await self._within(client.ping(), "PING", self.connect_timeout)
             self._at_redis = set()
             self._pending_sub = {}
             self._confirmed = set()
             self._dirty = False
+            changed.clear()
             wanted = set(self._members)
-            await asyncio.wait_for(
+            self._watch = watch = AnswerWatch(self.health_interval, self.answer_timeout,
+                                              loop.time())
+            await self._within(
                 pubsub.subscribe(self._ctl_key, *(self._key(c) for c in wanted)),
-                self.connect_timeout,
+                "SUBSCRIBE", self.connect_timeout,
             )
             self._at_redis = wanted
             for c in wanted:
                 self._pending_sub[c] = 1
-            tasks = [
-                asyncio.ensure_future(self._reader(pubsub)),
-                asyncio.ensure_future(self._writer(client)),
-            ]
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()
-            raise ConnectionError("Redis link ended")
+            reader = asyncio.ensure_future(self._reader(pubsub, watch, stop))
+            writer = asyncio.ensure_future(self._writer(client, stop))
+            tasks = [reader, writer]
+            while True:
+                changes = asyncio.ensure_future(changed.wait())
+                tasks.append(changes)
+                verdict = watch.check(loop.time(), lag)
+                if verdict.dead:
+                    raise ConnectionError(verdict.reason)
+                done, _ = await asyncio.wait(
+                    [reader, writer, changes], timeout=verdict.wait,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                for task in (reader, writer):
+                    if task in done:
+                        task.result()
+                        raise ConnectionError("Redis link ended")
+                if self._dirty:
+                    changed.clear()
+                    await self._within(self._sync(pubsub), "SUBSCRIBE")
+                verdict = watch.check(loop.time(), lag)
+                if verdict.ping:
+                    watch.pinged(loop.time())
+                    await self._within(pubsub.ping(), "PING")
+                if not changes.done():
+                    changes.cancel()
+                tasks.remove(changes)
         finally:
+            stop.set()
             self._link_up = False
+            if self._up is not None:
+                self._up.clear()
+            self._watch = None
             if self._out:
                 self._drop(len(self._out), "Redis link lost")
                 self._out.clear()
             self._confirmed = set()
             self._wake_waiters(link_lost=True)
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
+            for pending in tasks:
+                pending.cancel()
+            await self._settle(tasks, self.cleanup_grace, "a Redis link task")
             for closing in (pubsub.aclose, client.aclose):
                 with contextlib.suppress(Exception):  # closing a broken link
-                    await asyncio.wait_for(closing(), 2.0)
+                    await self._settle_call(closing, "closing a Redis connection")
+
+    async def _settle_call(self, fn: Callable[[], Awaitable[Any]], what: str) -> None:
+        """Run ``fn()`` for up to ``cleanup_grace`` seconds (a teardown step)."""
+        task = asyncio.ensure_future(fn())
+        done, _ = await asyncio.wait({task}, timeout=self.cleanup_grace)
+        if not done:
+            task.cancel()
+        await self._settle([task], 0.1 if not done else 0.0, what)
 
     async def _sync(self, pubsub: Any) -> None:
         """Bring Redis's subscriptions in line with the local channels."""
@@ -399,25 +620,17 @@ class RedisBroker(Broker):
             self._confirmed -= remove
             await pubsub.unsubscribe(*(self._key(c) for c in remove))
 
-    async def _reader(self, pubsub: Any) -> None:
+    async def _reader(self, pubsub: Any, watch: AnswerWatch, stop: asyncio.Event) -> None:
+        """Reads the subscribed connection until the link ends; every arrival
+        (message, confirmation, pong) counts as Redis answering."""
         loop = asyncio.get_running_loop()
-        last_seen = loop.time()
-        pinged = False
-        while True:
-            if self._dirty:
-                await self._sync(pubsub)
-            msg = await pubsub.get_message(timeout=self.poll_interval)
-            now = loop.time()
+        while not stop.is_set():
+            msg = await pubsub.get_message(timeout=None)
+            if stop.is_set():  # a cancel absorbed by redis-py: never deliver late
+                return
+            watch.heard(loop.time())
             if msg is None:
-                silent = now - last_seen
-                if silent > 3 * self.health_interval:
-                    raise ConnectionError(f"no answer from Redis for {silent:.0f} s")
-                if silent > self.health_interval and not pinged:
-                    pinged = True
-                    await pubsub.ping()
                 continue
-            last_seen = now
-            pinged = False
             kind = msg["type"]
             if isinstance(kind, bytes):
                 kind = kind.decode()
@@ -429,7 +642,10 @@ class RedisBroker(Broker):
     def _confirm(self, key: bytes) -> None:
         if key == self._ctl_key:
             self._link_up = True
+            if self._up is not None:
+                self._up.set()
             self.connects += 1
+            self._failures = 0
             self.log.info(
                 "%s Redis at %s; subscribed to %d channel(s)",
                 "connected to" if self.connects == 1 else "reconnected to",
@@ -450,11 +666,11 @@ class RedisBroker(Broker):
                 self._confirmed.add(channel)
         self._wake_waiters()
 
-    async def _writer(self, client: Any) -> None:
+    async def _writer(self, client: Any, stop: asyncio.Event) -> None:
         wake = self._wake
         assert wake is not None
         out = self._out
-        while True:
+        while not stop.is_set():
             if not out or not self._link_up:
                 wake.clear()
                 await wake.wait()
@@ -464,7 +680,7 @@ class RedisBroker(Broker):
             for key, payload in batch:
                 pipe.publish(key, payload)
             try:
-                await pipe.execute()
+                await self._within(pipe.execute(), "PUBLISH")
             except BaseException:
                 # Maybe sent, maybe not: never resent (at-most-once).
                 self._drop(len(batch), "Redis link lost while publishing")

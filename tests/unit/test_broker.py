@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import re
+import time
 from typing import Any
 
 import pytest
@@ -173,8 +174,14 @@ def test_close_unsubscribes_from_everything() -> None:
 def test_closed_connections_are_refused() -> None:
     broker = MemoryBroker()
     c = conn(FakeSession(ReadyState.CLOSED))
-    assert broker.subscribe(c, "a") is False
+    refused = broker.subscribe(c, "a")
+    assert not refused and refused == False  # noqa: E712 - compatible with the old bool
     assert broker.channels() == set()
+    assert asyncio.run(_awaited(refused)) is False
+
+
+async def _awaited(aw: Any) -> Any:
+    return await aw
 
 
 def test_a_session_closing_during_fan_out_is_safe() -> None:
@@ -238,6 +245,12 @@ def test_memory_broker_lifecycle() -> None:
         async with MemoryBroker() as broker:
             assert broker.connected
             assert await broker.ready("x")
+            # Awaiting subscribe() is optional and, in memory, immediate.
+            c = conn()
+            assert await broker.subscribe(c, "x") is True
+            assert broker.publish("x", "m") == 1
+            assert broker.healthy and broker.health.ok and broker.health.reason
+            assert broker.status()["healthy"] is True
 
     asyncio.run(main())
 
@@ -334,3 +347,79 @@ def test_redis_unreachable_keeps_local_delivery_and_backs_off(
               for r in attempts]
     expected = [min(0.01 * 2**i, 0.05) for i in range(len(delays))]
     assert delays == pytest.approx(expected, abs=0.005), delays
+
+
+# -- the Redis link's bounded waits (no Redis needed) ---------------------------------------
+async def _absorbing(release: asyncio.Event, cancels: list[int]) -> str:
+    """Absorbs every cancellation until released, as a buggy client library might."""
+    while True:
+        try:
+            await release.wait()
+            return "released"
+        except asyncio.CancelledError:
+            cancels.append(1)
+
+
+@needs_redis_py
+def test_a_cancelled_wait_ends_even_if_the_operation_absorbs_the_cancel(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The reported hang: a task cancelled inside redis-py's pipe.execute() went on
+    waiting, and the link's teardown waited for it forever. _within() stops waiting
+    when cancelled; the stubborn operation is abandoned after cleanup_grace."""
+    from fastsockjs.broker.redis_pubsub import RedisBroker
+    from fastsockjs.broker.watch import LoopLag
+
+    async def main() -> None:
+        broker = RedisBroker("redis://127.0.0.1:1/0")
+        broker.cleanup_grace = 0.05
+        loop = asyncio.get_running_loop()
+        broker._lag = LoopLag(0.05, loop.time())
+        release = asyncio.Event()
+        cancels: list[int] = []
+        writer = asyncio.ensure_future(broker._within(_absorbing(release, cancels), "PUBLISH"))
+        await asyncio.sleep(0.01)
+        writer.cancel()
+        done, _ = await asyncio.wait({writer}, timeout=5)
+        assert done and writer.cancelled()  # the caller stopped
+        assert cancels and broker.abandoned == 1 and len(broker._stragglers) == 1
+        release.set()  # let the straggler end, so the loop closes clean
+        for _ in range(100):
+            if not broker._stragglers:
+                break
+            await asyncio.sleep(0.01)
+        assert not broker._stragglers
+
+    with caplog.at_level("WARNING", logger="fastsockjs.broker"):
+        asyncio.run(asyncio.wait_for(main(), 10))
+    assert "PUBLISH did not stop within 0.1 s of being cancelled; abandoned" in caplog.text
+
+
+@needs_redis_py
+def test_an_operation_outliving_its_timeout_fails_but_a_stall_does_not_count() -> None:
+    from fastsockjs.broker.redis_pubsub import RedisBroker
+    from fastsockjs.broker.watch import LoopLag
+
+    async def main() -> None:
+        broker = RedisBroker("redis://127.0.0.1:1/0", answer_timeout=0.2)
+        broker.cleanup_grace = 0.05
+        loop = asyncio.get_running_loop()
+        broker._lag = lag = LoopLag(0.02, loop.time())
+        ticker = asyncio.ensure_future(broker._tick(lag))  # measures the loop's lag
+        # Nothing answers: TimeoutError after answer_timeout.
+        with pytest.raises(TimeoutError, match=r"no answer from Redis to PING within 0\.2 s"):
+            await broker._within(asyncio.Event().wait(), "PING")
+        # The answer is there right after this process was stalled for longer than the
+        # timeout (as after SIGSTOP / SIGCONT): the stall is not held against Redis.
+        answer: asyncio.Future[str] = loop.create_future()
+
+        def stall_then_answer() -> None:
+            time.sleep(0.5)  # the whole loop stops, as if the process were paused
+            loop.call_later(0.01, answer.set_result, "PONG")  # after the expired timers
+
+        loop.call_later(0.05, stall_then_answer)
+        assert await broker._within(answer, "PING") == "PONG"
+        assert lag.worst >= 0.4
+        ticker.cancel()
+
+    asyncio.run(asyncio.wait_for(main(), 10))
