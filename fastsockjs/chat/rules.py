@@ -71,6 +71,15 @@ def coerce_nick(raw: str | None) -> str:
     return check_nick(nick) or DEFAULT_NICK
 
 
+_CLIENT_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
+
+
+def client_token(raw: str | None) -> str:
+    """The page's own random id (``?client=``), kept across its reconnects so that it
+    gets its name back at once; empty when absent or malformed."""
+    return raw if raw is not None and _CLIENT_RE.fullmatch(raw) else ""
+
+
 def nick_key(nick: str) -> str:
     """What must be unique in a room: "Ann" and "ann" are the same person's name."""
     return nick.casefold()

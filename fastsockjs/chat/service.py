@@ -47,6 +47,7 @@ class Member:
     room: str
     nick: str
     bucket: rules.TokenBucket
+    client: str = ""
     joined: bool = False
     closed: bool = False
     early: list[Any] = field(default_factory=list)
@@ -114,7 +115,8 @@ class ChatService:
     def open(self, conn: Connection) -> None:
         room = rules.room_name(rules.query_value(conn.url, "room"))
         nick = rules.coerce_nick(rules.query_value(conn.url, "nick"))
-        member = Member(conn, room, nick, rules.TokenBucket(*self.rate))
+        client = rules.client_token(rules.query_value(conn.url, "client"))
+        member = Member(conn, room, nick, rules.TokenBucket(*self.rate), client)
         self.broker.subscribe(conn, member.channel)
         conn.on("data", lambda data: self.receive(member, data))
         conn.on("close", lambda: self._close(member))
@@ -126,7 +128,8 @@ class ChatService:
             if member.closed:
                 return
             member.nick = await self.store.claim(
-                member.room, member.nick, member.owner, self.clock(), secrets.token_hex(2)
+                member.room, member.nick, member.owner, self.clock(), secrets.token_hex(2),
+                member.client,
             )
             if member.closed:  # gone while the name was being claimed
                 await self.store.release(member.room, member.nick, member.owner)
@@ -208,7 +211,8 @@ class ChatService:
                 return
             old = member.nick
             new = await self.store.claim(
-                member.room, wanted, member.owner, self.clock(), secrets.token_hex(2)
+                member.room, wanted, member.owner, self.clock(), secrets.token_hex(2),
+                member.client,
             )
             if member.closed:
                 await self.store.release(member.room, new, member.owner)
@@ -234,6 +238,12 @@ class ChatService:
         async with member.lock:
             log.info("%s left %r (%r)", member.sender, member.room, member.nick)
             await self.store.release(member.room, member.nick, member.owner)
+            people = await self.store.people(member.room, self.clock())
+            if people is not None and member.nick in people:
+                # The same page, reconnected, already holds the name again: no farewell.
+                self.broker.publish(member.channel, rules.dumps(
+                    {"type": "people", "room": member.room, "people": people}))
+                return
             await self._announce(member, "leave", nick=member.nick)
 
     async def _announce(self, member: Member, kind: str, **fields: str) -> None:
@@ -259,7 +269,7 @@ class ChatService:
     async def resync(self) -> None:
         for room, local in list(self.rooms.items()):
             now = self.clock()
-            held = [(m.nick, m.owner) for m in local.values() if m.joined]
+            held = [(m.nick, m.owner, m.client) for m in local.values() if m.joined]
             await self.store.refresh(room, held, now)
             people = await self.store.people(room, now)
             if people is None or room not in self.rooms:

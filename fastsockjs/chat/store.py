@@ -38,17 +38,18 @@ class ChatStore:
     backend = "base"
 
     async def claim(self, room: str, nick: str, owner: str, now: float,
-                    random_suffix: str = "x") -> str:
+                    random_suffix: str = "x", client: str = "") -> str:
         """Register ``owner`` in ``room`` under ``nick``, or the first free name of
-        :func:`rules.nick_candidates` when another owner holds it."""
+        :func:`rules.nick_candidates` when another owner holds it. A name held for the
+        same non-empty ``client`` (the page, reconnecting) is taken over."""
         raise NotImplementedError
 
     async def release(self, room: str, nick: str, owner: str) -> None:
         """Remove ``nick`` from ``room`` if ``owner`` still holds it."""
         raise NotImplementedError
 
-    async def refresh(self, room: str, held: Iterable[tuple[str, str]], now: float) -> None:
-        """Renew the leases of these (nick, owner) pairs (re-adding lost ones)."""
+    async def refresh(self, room: str, held: Iterable[tuple[str, str, str]], now: float) -> None:
+        """Renew the leases of these (nick, owner, client) (re-adding lost ones)."""
 
     async def people(self, room: str, now: float) -> list[str] | None:
         """The names present in ``room``, sorted; None when it cannot be known now."""
@@ -81,17 +82,18 @@ class MemoryChatStore(ChatStore):
 
     def __init__(self, history_length: int = rules.HISTORY_LENGTH) -> None:
         self.history_length = history_length
-        self._people: dict[str, dict[str, tuple[str, str]]] = {}  # room -> key -> (nick, owner)
+        # room -> key -> (nick, owner, client)
+        self._people: dict[str, dict[str, tuple[str, str, str]]] = {}
         self._history: dict[str, deque[dict[str, Any]]] = {}
 
     async def claim(self, room: str, nick: str, owner: str, now: float,
-                    random_suffix: str = "x") -> str:
+                    random_suffix: str = "x", client: str = "") -> str:
         present = self._people.setdefault(room, {})
         for candidate in rules.nick_candidates(nick, random_suffix):
             key = rules.nick_key(candidate)
             holder = present.get(key)
-            if holder is None or holder[1] == owner:
-                present[key] = (candidate, owner)
+            if holder is None or holder[1] == owner or (client and holder[2] == client):
+                present[key] = (candidate, owner, client)
                 return candidate
         raise RuntimeError("unreachable: the random suffix is the last candidate")
 
@@ -107,7 +109,7 @@ class MemoryChatStore(ChatStore):
             del self._people[room]
 
     async def people(self, room: str, now: float) -> list[str] | None:
-        return _sorted(nick for nick, _ in self._people.get(room, {}).values())
+        return _sorted(nick for nick, _, _ in self._people.get(room, {}).values())
 
     def append(self, room: str, message: dict[str, Any]) -> None:
         kept = self._history.get(room)
@@ -120,19 +122,21 @@ class MemoryChatStore(ChatStore):
 
 
 # -- Redis ----------------------------------------------------------------------------------
-# Presence values are JSON {"nick", "owner", "exp"}; exp is a lease deadline in ms since
+# Presence values are JSON {"nick", "owner", "client", "exp"}; exp is a lease deadline in ms since
 # the epoch (the workers' clocks: keep them in sync, as for any lease).
 _CLAIM = """
 local now, exp, owner, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
-for i = 5, #ARGV, 2 do
+local client = ARGV[5]
+for i = 6, #ARGV, 2 do
   local cur = redis.call('HGET', KEYS[1], ARGV[i])
   local free = not cur
   if cur then
     local ok, e = pcall(cjson.decode, cur)
     free = (not ok) or type(e) ~= 'table' or e.owner == owner or (tonumber(e.exp) or 0) <= now
+      or (client ~= '' and e.client == client)
   end
   if free then
-    local entry = cjson.encode({nick = ARGV[i + 1], owner = owner, exp = exp})
+    local entry = cjson.encode({nick = ARGV[i + 1], owner = owner, client = client, exp = exp})
     redis.call('HSET', KEYS[1], ARGV[i], entry)
     redis.call('EXPIRE', KEYS[1], ttl)
     return ARGV[i + 1]
@@ -152,7 +156,7 @@ return 0
 """
 _REFRESH = """
 local exp, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
-for i = 3, #ARGV, 3 do
+for i = 3, #ARGV, 4 do
   local cur = redis.call('HGET', KEYS[1], ARGV[i])
   local mine = not cur
   if cur then
@@ -160,7 +164,8 @@ for i = 3, #ARGV, 3 do
     mine = ok and type(e) == 'table' and e.owner == ARGV[i + 2]
   end
   if mine then
-    local entry = cjson.encode({nick = ARGV[i + 1], owner = ARGV[i + 2], exp = exp})
+    local entry = cjson.encode({nick = ARGV[i + 1], owner = ARGV[i + 2], client = ARGV[i + 3],
+                                exp = exp})
     redis.call('HSET', KEYS[1], ARGV[i], entry)
   end
 end
@@ -261,8 +266,8 @@ class RedisChatStore(ChatStore):
 
     # -- presence ---------------------------------------------------------------------------
     async def claim(self, room: str, nick: str, owner: str, now: float,
-                    random_suffix: str = "x") -> str:
-        args: list[Any] = [rules.ms(now), rules.ms(now + self.lease), owner, self._ttl()]
+                    random_suffix: str = "x", client: str = "") -> str:
+        args: list[Any] = [rules.ms(now), rules.ms(now + self.lease), owner, self._ttl(), client]
         for candidate in rules.nick_candidates(nick, random_suffix):
             args += [rules.nick_key(candidate), candidate]
         got = await self._bounded(
@@ -279,10 +284,10 @@ class RedisChatStore(ChatStore):
             None,
         )
 
-    async def refresh(self, room: str, held: Iterable[tuple[str, str]], now: float) -> None:
+    async def refresh(self, room: str, held: Iterable[tuple[str, str, str]], now: float) -> None:
         args: list[Any] = [rules.ms(now + self.lease), self._ttl()]
-        for nick, owner in held:
-            args += [rules.nick_key(nick), nick, owner]
+        for nick, owner, client in held:
+            args += [rules.nick_key(nick), nick, owner, client]
         await self._bounded(
             "refresh",
             lambda: self._scripts["refresh"](keys=[self._key(room, "people")], args=args),

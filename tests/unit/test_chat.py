@@ -333,3 +333,28 @@ def test_messages_before_the_hello_are_kept_until_it() -> None:
         await chat.service.close()
 
     run(main())
+
+
+def test_a_reconnecting_page_gets_its_name_back_without_a_farewell() -> None:
+    async def main() -> None:
+        chat = Chat()
+        ann = await chat.join(nick="ann")
+        old = Connection(FakeSession())
+        old.url = "/chat/000/a/websocket?room=r&nick=bob&client=tab-0123456789"
+        chat.service.open(old)
+        await settle(lambda: bool(of(old, "hello")))
+        # The page reconnects (a new session) before the old one is noticed as gone.
+        new = Connection(FakeSession())
+        new.url = "/chat/000/b/websocket?room=r&nick=bob&client=tab-0123456789"
+        chat.service.open(new)
+        await settle(lambda: bool(of(new, "hello")))
+        assert of(new, "hello")[0]["you"] == "bob"  # not bob-2
+        stranger = await chat.join(nick="bob")
+        assert of(stranger, "hello")[0]["you"] == "bob-2"  # another page: a suffix
+        chat.close(old)
+        await settle(lambda: of(ann, "people") != [])
+        assert of(ann, "leave") == []
+        assert of(ann, "people")[-1]["people"] == ["ann", "bob", "bob-2"]
+        await chat.service.close()
+
+    run(main())
