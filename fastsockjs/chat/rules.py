@@ -193,14 +193,18 @@ def ms(now: float) -> int:
 
 
 def hello(*, worker: str, room: str, transport: str, nick: str, sender: str,
-          limits: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "hello", "worker": worker, "room": room, "transport": transport,
-            "you": nick, "sender": sender, "limits": limits}
+          limits: dict[str, Any], people: list[str] | None) -> dict[str, Any]:
+    out = {"type": "hello", "worker": worker, "room": room, "transport": transport,
+           "you": nick, "sender": sender, "limits": limits}
+    if people is not None:
+        out["people"] = people
+    return out
 
 
-def message(*, msg_id: str, room: str, text: str, nick: str, sender: str, worker: str,
+def message(*, msg_id: str, text: str, nick: str, sender: str, worker: str,
             now: float) -> dict[str, Any]:
-    return {"type": "message", "id": msg_id, "room": room, "text": text, "from": nick,
+    # No room: the session knows it; a 128 KiB xhr-streaming response holds more.
+    return {"type": "message", "id": msg_id, "text": text, "from": nick,
             "sender": sender, "worker": worker, "time": ms(now)}
 
 

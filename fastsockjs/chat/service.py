@@ -48,7 +48,8 @@ class Member:
     nick: str
     bucket: rules.TokenBucket
     client: str = ""
-    joined: bool = False
+    joined: bool = False  # in the room's presence
+    greeted: bool = False  # has had its hello and history
     closed: bool = False
     early: list[Any] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -117,16 +118,15 @@ class ChatService:
         nick = rules.coerce_nick(rules.query_value(conn.url, "nick"))
         client = rules.client_token(rules.query_value(conn.url, "client"))
         member = Member(conn, room, nick, rules.TokenBucket(*self.rate), client)
-        self.broker.subscribe(conn, member.channel)
         conn.on("data", lambda data: self.receive(member, data))
         conn.on("close", lambda: self._close(member))
         self._spawn(self.join(member))
 
     async def join(self, member: Member) -> None:
+        """Claim the name, tell the room, then subscribe: so the room's traffic reaches
+        the session only from its hello on (its own join is in the hello)."""
+        conn = member.conn
         async with member.lock:
-            await self.broker.ready(member.channel, timeout=self.ready_timeout)
-            if member.closed:
-                return
             member.nick = await self.store.claim(
                 member.room, member.nick, member.owner, self.clock(), secrets.token_hex(2),
                 member.client,
@@ -134,26 +134,29 @@ class ChatService:
             if member.closed:  # gone while the name was being claimed
                 await self.store.release(member.room, member.nick, member.owner)
                 return
-            self.rooms.setdefault(member.room, {})[member.conn] = member
+            self.rooms.setdefault(member.room, {})[conn] = member
             member.joined = True
-            conn = member.conn
             log.info("%s joined %r as %r (%s)", member.sender, member.room, member.nick,
                      conn.protocol)
+            people = await self._announce(member, "join", nick=member.nick)
+            if not self.broker.subscribe(conn, member.channel):
+                return  # closed meanwhile: _close() has sent the leave
+            await self.broker.ready(member.channel, timeout=self.ready_timeout)
             conn.write(rules.dumps(rules.hello(
                 worker=self.worker, room=member.room, transport=conn.protocol,
-                nick=member.nick, sender=member.sender, limits=self.limits,
+                nick=member.nick, sender=member.sender, limits=self.limits, people=people,
             )))
             history = await self.store.history(member.room)
             conn.write(rules.dumps({"type": "history", "room": member.room,
                                     "messages": history}))
-            await self._announce(member, "join", nick=member.nick)
+            member.greeted = True
             self._start_resync()
         early, member.early = member.early, []
         for data in early:
             self.receive(member, data)
 
     def receive(self, member: Member, data: Any) -> None:
-        if not member.joined:
+        if not member.greeted:
             if len(member.early) < MAX_EARLY:
                 member.early.append(data)
             else:
@@ -177,7 +180,7 @@ class ChatService:
             if not self._allowed(member, now):
                 return
             msg = rules.message(
-                msg_id=secrets.token_hex(8), room=member.room, text=text, nick=member.nick,
+                msg_id=secrets.token_hex(6), text=text, nick=member.nick,
                 sender=member.sender, worker=self.worker, now=now,
             )
             self.broker.publish(member.channel, rules.dumps(msg))
@@ -246,7 +249,7 @@ class ChatService:
                 return
             await self._announce(member, "leave", nick=member.nick)
 
-    async def _announce(self, member: Member, kind: str, **fields: str) -> None:
+    async def _announce(self, member: Member, kind: str, **fields: str) -> list[str] | None:
         """A notice to the whole room, with the presence list right after the change."""
         now = self.clock()
         people = await self.store.people(member.room, now)
@@ -254,6 +257,7 @@ class ChatService:
             self._last_people[member.room] = people
         self.broker.publish(member.channel, rules.dumps(rules.notice(
             kind, room=member.room, sender=member.sender, now=now, people=people, **fields)))
+        return people
 
     # -- shared presence ------------------------------------------------------------------------
     def _start_resync(self) -> None:

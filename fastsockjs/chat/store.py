@@ -221,6 +221,7 @@ class RedisChatStore(ChatStore):
         self._pending: deque[tuple[str, str]] = deque()  # (room, message JSON), in order
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._closed = False
         self.healthy = True
         self.failures = 0
         self.dropped = 0
@@ -318,7 +319,7 @@ class RedisChatStore(ChatStore):
     async def _write_loop(self) -> None:
         """One writer, so that each worker's messages reach the list in order."""
         assert self._wake is not None
-        while True:
+        while not self._closed:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
@@ -365,12 +366,15 @@ class RedisChatStore(ChatStore):
         return out[-self.history_length:]
 
     async def close(self) -> None:
+        self._closed = True
         if self._writer is not None:
             self._writer.cancel()
-            with contextlib.suppress(BaseException):
-                await self._writer
+            if self._wake is not None:
+                self._wake.set()
+            # redis-py can swallow a cancellation in the middle of a connect: bounded.
+            await asyncio.wait({self._writer}, timeout=2 * self.timeout)
         with contextlib.suppress(Exception):
-            await self._redis.aclose()
+            await asyncio.wait_for(self._redis.aclose(), self.timeout)
 
     def status(self) -> dict[str, Any]:
         return {"backend": self.backend, "healthy": self.healthy, "failures": self.failures,

@@ -165,8 +165,7 @@ class Chat:
         conn.url = f"/chat/000/x/websocket?room={room}" + (f"&nick={nick}" if nick else "")
         conn.protocol = "websocket"
         self.service.open(conn)
-        await settle(lambda: any(m["type"] == "join" and m["sender"] == conn.id[:8]
-                                 for m in sent(conn)))
+        await settle(lambda: bool(of(conn, "history")))
         return conn
 
     def close(self, conn: Connection) -> None:
@@ -200,15 +199,19 @@ def test_joining_gives_hello_history_and_presence_to_everyone() -> None:
         assert hello["you"] == "ann" and hello["room"] == "r" and hello["worker"] == "w9"
         assert hello["limits"]["text"] == rules.MAX_TEXT_LENGTH
         assert of(ann, "history") == [{"type": "history", "room": "r", "messages": []}]
+        assert hello["people"] == ["ann"]
+        assert sent(ann)[0]["type"] == "hello"  # first, before any room traffic
         bob = await chat.join(nick="ann")  # a clash: the server picks the suffix
         assert of(bob, "hello")[0]["you"] == "ann-2"
+        assert of(bob, "hello")[0]["people"] == ["ann", "ann-2"]
+        assert sent(bob)[0]["type"] == "hello"
         joins = of(ann, "join")
-        assert [j["nick"] for j in joins] == ["ann", "ann-2"]
+        assert [j["nick"] for j in joins] == ["ann-2"]
         assert joins[-1]["people"] == ["ann", "ann-2"]
         assert joins[-1]["time"] == int(chat.clock.now * 1000)
         other = await chat.join(room="elsewhere", nick="ann")
         assert of(other, "hello")[0]["you"] == "ann"
-        assert len(of(ann, "join")) == 2  # rooms do not mix
+        assert len(of(ann, "join")) == 1  # rooms do not mix
         await chat.service.close()
 
     run(main())
@@ -342,12 +345,12 @@ def test_a_reconnecting_page_gets_its_name_back_without_a_farewell() -> None:
         old = Connection(FakeSession())
         old.url = "/chat/000/a/websocket?room=r&nick=bob&client=tab-0123456789"
         chat.service.open(old)
-        await settle(lambda: bool(of(old, "hello")))
+        await settle(lambda: bool(of(old, "history")))
         # The page reconnects (a new session) before the old one is noticed as gone.
         new = Connection(FakeSession())
         new.url = "/chat/000/b/websocket?room=r&nick=bob&client=tab-0123456789"
         chat.service.open(new)
-        await settle(lambda: bool(of(new, "hello")))
+        await settle(lambda: bool(of(new, "history")))
         assert of(new, "hello")[0]["you"] == "bob"  # not bob-2
         stranger = await chat.join(nick="bob")
         assert of(stranger, "hello")[0]["you"] == "bob-2"  # another page: a suffix
