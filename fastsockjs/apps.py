@@ -4,12 +4,10 @@ amplify, broadcast, chat (the same set sockjs-node's test server has)."""
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 from typing import Any
-from urllib.parse import parse_qsl
 
 from fastsockjs.broker import Broker, MemoryBroker
+from fastsockjs.chat import ChatService, ChatStore, rules, store_for
 from fastsockjs.connection import Connection
 from fastsockjs.server import Server
 from fastsockjs.workers import worker_id
@@ -84,70 +82,28 @@ def broadcast(broker: Broker | None = None, channel: str = "broadcast", **option
     return server
 
 
-#: The room of a chat session that names none.
-DEFAULT_ROOM = "lobby"
-MAX_ROOM_LENGTH = 64
-MAX_CHAT_MESSAGE = 4000
-_log = logging.getLogger("fastsockjs.chat")
+def chat(
+    broker: Broker | None = None,
+    store: ChatStore | None = None,
+    *,
+    rate: tuple[int, float] = (rules.RATE_BURST, rules.RATE_PERIOD),
+    max_text: int = rules.MAX_TEXT_LENGTH,
+    history_length: int = rules.HISTORY_LENGTH,
+    **options: Any,
+) -> Server:
+    """A chat with rooms (``?room=R``), nicknames (``?nick=N``, unique per room),
+    presence, the last ``history_length`` messages for joiners, and per-connection
+    limits: ``rate`` = (burst, seconds) and ``max_text`` characters.
 
-
-def room_of(conn: Connection) -> str:
-    """The ``room`` query parameter of the session's URL (default ``lobby``)."""
-    query = conn.url.partition("?")[2]
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        if key == "room":
-            value = " ".join(value.split())[:MAX_ROOM_LENGTH]
-            return value or DEFAULT_ROOM
-    return DEFAULT_ROOM
-
-
-def chat(broker: Broker | None = None, **options: Any) -> Server:
-    """A chat with rooms: ``?room=name`` on the SockJS URL (default ``lobby``).
-
-    The client sends plain text; the server sends JSON objects::
-
-        {"type": "hello", "worker": "w0", "room": "lobby", "transport": "...", "you": "ab12cd34"}
-        {"type": "message", "room": "lobby", "text": "...", "from": "ab12cd34", "worker": "w1"}
-
-    The hello comes once the room is subscribed in the broker's backend (so
-    messages published by other processes from then on arrive); ``worker`` is
-    the process that served the session (hello) or received the text (message).
+    Presence and history live in ``store``: by default in Redis when ``broker`` is the
+    Redis broker (shared by every worker), else in this process. The JSON wire
+    protocol is documented in docs/chat.md; the page is fastsockjs/static/chat.html.
     """
     server = Server(**options)
     hub = broker if broker is not None else MemoryBroker()
-    worker = worker_id()
-
-    @server.on("connection")
-    def _open(conn: Connection) -> Any:
-        room = room_of(conn)
-        channel = "chat:" + room
-        me = conn.id[:8]
-        hub.subscribe(conn, channel)
-        _log.info("session %s open (%s) in room %r", me, conn.protocol, room)
-        conn.on("close", lambda: _log.info("session %s closed", me))
-
-        def said(text: Any) -> None:
-            if not isinstance(text, str):
-                text = str(text)
-            if not text or len(text) > MAX_CHAT_MESSAGE:
-                return
-            hub.publish(channel, _json(
-                {"type": "message", "room": room, "text": text, "from": me, "worker": worker}
-            ))
-
-        conn.on("data", said)
-
-        async def hello() -> None:
-            await hub.ready(channel, timeout=2.0)
-            conn.write(_json({
-                "type": "hello", "worker": worker, "room": room,
-                "transport": conn.protocol, "you": me,
-            }))
-
-        return hello()
-
+    service = ChatService(
+        hub, store if store is not None else store_for(hub, history_length),
+        worker=worker_id(), rate=rate, max_text=max_text,
+    )
+    server.on("connection", service.open)
     return server
-
-
-def _json(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))

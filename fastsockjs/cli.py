@@ -16,6 +16,7 @@ from typing import Any
 from fastsockjs import apps, workers
 from fastsockjs.aio.listener import Response
 from fastsockjs.broker import ENV_BROKER, Broker, MemoryBroker, default_broker, make_broker
+from fastsockjs.chat import rules
 from fastsockjs.options import DEFAULT_SOCKJS_URL, SOCKJS_CLIENT_VERSION, TRANSPORTS
 from fastsockjs.protocol.http import Request
 from fastsockjs.server import Server
@@ -133,6 +134,13 @@ def _transports(value: str) -> frozenset[str]:
     return names
 
 
+def _rate(value: str) -> tuple[int, float]:
+    try:
+        return rules.parse_rate(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _common(p: argparse.ArgumentParser, port: int, prefix: str | None) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument(
@@ -194,7 +202,22 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fastsockjs", description="SockJS server")
     sub = p.add_subparsers(dest="command", required=True)
     _common(sub.add_parser("echo", help="echo every message back"), 8081, "/echo")
-    _common(sub.add_parser("chat", help="chat with rooms, page at /"), 8081, "/chat")
+    c = sub.add_parser("chat", help="chat with rooms, page at /")
+    _common(c, 8081, "/chat")
+    c.add_argument(
+        "--rate", type=_rate, default=(rules.RATE_BURST, rules.RATE_PERIOD),
+        metavar="MESSAGES/SECONDS",
+        help=f"per-connection rate limit: a burst, refilled over SECONDS"
+        f" (default {rules.RATE_BURST}/{rules.RATE_PERIOD:g})",
+    )
+    c.add_argument(
+        "--max-text", type=int, default=rules.MAX_TEXT_LENGTH, metavar="CHARS",
+        help=f"longest chat message (default {rules.MAX_TEXT_LENGTH})",
+    )
+    c.add_argument(
+        "--history", type=int, default=rules.HISTORY_LENGTH, metavar="N",
+        help=f"messages replayed to whoever joins a room (default {rules.HISTORY_LENGTH})",
+    )
     _common(
         sub.add_parser("testserver", help="the services the SockJS protocol suite expects"),
         8081,
@@ -304,7 +327,8 @@ def build_servers(
         page = page.replace("{{ sockjs_client }}", sockjs_url)
         page = page.replace("{{ prefix_json }}", json.dumps(args.prefix).replace("<", "\\u003c"))
         files["/"] = ("text/html; charset=UTF-8", page.encode("utf-8"))
-        return [apps.chat(prefix=args.prefix, broker=broker, **extra)]
+        return [apps.chat(prefix=args.prefix, broker=broker, rate=args.rate,
+                          max_text=args.max_text, history_length=args.history, **extra)]
     return load_target(args.target)
 
 

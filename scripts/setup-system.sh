@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Installs the system programs the test suite talks to, from Debian's packages:
-# Node.js + npm (the real sockjs-client), Chromium (the real-browser tests,
-# driven by playwright-core; nothing downloads a browser build), and redis-server
-# + haproxy (the multi-worker deployment tests). Idempotent and quiet; needs root
+# Installs the system programs the scripts and the test suite need, from Debian's
+# packages: python3-venv (Debian's own python3 makes no virtual environment without
+# it, and chat.sh and test.sh make .venv), python3-dev and gcc (the C extension),
+# Node.js + npm (the real sockjs-client), Chromium (the real-browser tests, driven by
+# playwright-core; nothing downloads a browser build), and redis-server + haproxy
+# (the multi-worker deployment tests). Idempotent and quiet; needs root
 # or sudo only when something is missing.
 set -euo pipefail
 need=()
+if [ -x /usr/bin/python3 ]; then
+  /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+  inc=$(/usr/bin/python3 -c 'import sysconfig; print(sysconfig.get_path("include"))' 2>/dev/null || true)
+  [ -f "$inc/Python.h" ] || need+=(python3-dev)
+fi
+command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 [ -x /usr/bin/chromium ] || need+=(chromium)

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Installs everything the tests need, then runs every test:
-#   1. the package with its C extension (required), the test and lint extras,
-#   2. system programs (scripts/setup-system.sh), npm packages (by the tests),
+#   1. system programs (scripts/setup-system.sh: python3-venv, compiler, Node.js,
+#      Chromium, redis-server, haproxy), npm packages (by the tests),
+#   2. the virtual environment .venv in this checkout (scripts/venv.sh; PYTHON= picks
+#      the interpreter) with the package, its C extension (required) and the test and
+#      lint extras,
 #   3. ruff, mypy --strict and stubtest, the whole suite, then the core suites again on
 #      the pure-Python twin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
 export FASTSOCKJS_BUILD_EXTENSION=${FASTSOCKJS_BUILD_EXTENSION:-required}
-$PY -m pip install -q --disable-pip-version-check -e '.[test,lint]'
 bash scripts/setup-system.sh
+. scripts/venv.sh
+fastsockjs_venv "test,lint"
+PY=$VPY
 echo "== ruff, mypy --strict, stubtest"
 $PY -m ruff check fastsockjs tests bench fuzz
 $PY -m mypy --strict fastsockjs

@@ -1,107 +1,134 @@
-// The chat page (fastsockjs chat, served through haproxy) in headless Chromium:
-// Debian's /usr/bin/chromium driven by playwright-core (tests/realclient/node_modules).
+// The chat page (fastsockjs chat) as people use it, in headless Chromium: Debian's
+// /usr/bin/chromium driven by playwright-core (tests/realclient/node_modules).
 //
-// usage: node chat_driver.js CHROMIUM_PATH   (stdin: JSON lines)
-//   {"pages": [{"name": "a", "url": "http://127.0.0.1:P/?room=r&server=012"}, ...],
-//    "timeout": MS, "rounds": ["hello", "again"]}
-// Opens every page in its own browser context (as separate browsers would be). Each
-// round: wait until every page says it is connected (body[data-state=open]), then each
-// page in turn types "ROUND from NAME" and sends it; every page must show every message.
-// After each round but the last it prints {"round": R, "pages": [...]} and waits for a
-// line on stdin (the test breaks something meanwhile). At the end it prints
-// {"pages": [{"name", "worker", "transport", "hellos", "messages": [...]}]}; on failure
-// {"error", "log"}.
+// usage: node chat_driver.js CHROMIUM_PATH   (stdin: one JSON command a line)
+// Each page gets its own browser context (as separate browsers would). Commands, each
+// answered by one JSON line ({"ok": true, ...} or {"error": ..., "log": [...]}):
+//   {"op": "open", "name": N, "url": U, "width": 1280, "height": 800}
+//        load the page; waits until it says it is connected (body[data-state=open])
+//   {"op": "say", "name": N, "text": T}        type T into #input and press Enter
+//   {"op": "wait_texts", "name": N, "texts": [...]}   every text is in a #messages li
+//   {"op": "wait_people", "name": N, "people": [...]} #people lists exactly these
+//   {"op": "wait_state", "name": N, "state": S}        body[data-state=S]
+//   {"op": "snapshot", "name": N}     the page as the user sees it (see snapshot())
+//   {"op": "screenshot", "name": N, "path": P, "width": W, "height": H}
+//   {"op": "close", "name": N}        close the page's context (the tab goes away)
+// Every wait is bounded by "timeout" of the first command (default 20000 ms).
 'use strict';
 process.env.PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD = '1';
 const {chromium} = require('playwright-core');
+const readline = require('readline');
 
 const executablePath = process.argv[2] || '/usr/bin/chromium';
+const log = [];
+const pages = new Map();
+let browser = null;
+let timeout = 20000;
 
-const readline = require('readline');
-const lines = [];
-let waiting = null;
-readline.createInterface({input: process.stdin}).on('line', (line) => {
-  if (waiting) { const w = waiting; waiting = null; w(line); } else lines.push(line);
-});
-function nextLine() {
-  return new Promise((resolve) => {
-    if (lines.length) resolve(lines.shift()); else waiting = resolve;
-  });
-}
-
-function snapshot(pages) {
-  return Promise.all(pages.map(({spec: p, page}) => page.evaluate((name) => ({
-    name,
+function snapshot(page) {
+  return page.evaluate(() => ({
+    state: document.body.dataset.state,
+    status: document.getElementById('status').textContent,
+    problem: document.getElementById('problem').textContent,
     worker: document.body.dataset.worker,
     transport: document.body.dataset.transport,
-    status: document.getElementById('status').textContent,
-    hellos: Array.from(document.querySelectorAll('#log li.sys')).map((li) => li.textContent)
-      .filter((t) => t.startsWith('connected to worker')).length,
-    messages: Array.from(document.querySelectorAll('#log li.msg')).map((li) => ({
-      text: li.lastChild.textContent, who: li.querySelector('.who').textContent,
+    nick: document.body.dataset.nick,
+    people: Array.from(document.querySelectorAll('#people li')).map((li) => li.textContent),
+    me: Array.from(document.querySelectorAll('#people li.me')).map((li) => li.textContent),
+    messages: Array.from(document.querySelectorAll('#messages li.msg')).map((li) => ({
+      line: li.textContent,
+      nick: li.querySelector('.nick').textContent,
+      text: li.querySelector('.text').textContent,
+      time: li.querySelector('time').getAttribute('datetime'),
       mine: li.classList.contains('mine'),
+      worker: li.dataset.worker,
     })),
-  }), p.name)));
+    notices: Array.from(document.querySelectorAll('#messages li.notice')).map(
+      (li) => ({text: li.textContent, cls: li.className})),
+    items: document.querySelectorAll('#messages li').length,
+    markup: Array.from(document.querySelectorAll('#messages li .text')).map((s) => s.children.length)
+      .reduce((a, b) => a + b, 0),
+  }));
+}
+
+async function run(cmd) {
+  if (cmd.timeout) timeout = cmd.timeout;
+  if (!browser) {
+    browser = await chromium.launch({
+      executablePath, headless: true, timeout: 60000,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+             '--disable-background-networking', '--disable-component-update', '--disable-sync',
+             '--disable-dev-shm-usage'],
+    });
+  }
+  const entry = pages.get(cmd.name);
+  const page = entry && entry.page;
+  if (cmd.op !== 'open' && !page) throw new Error('no page ' + cmd.name);
+  switch (cmd.op) {
+    case 'open': {
+      const context = await browser.newContext({
+        viewport: {width: cmd.width || 1280, height: cmd.height || 800},
+      });
+      const p = await context.newPage();
+      p.setDefaultTimeout(timeout);
+      p.on('console', (m) => log.push(cmd.name + ' console.' + m.type() + ': ' + m.text()));
+      p.on('pageerror', (e) => log.push(cmd.name + ' pageerror: ' + e));
+      p.on('requestfailed', (r) => log.push(cmd.name + ' requestfailed: ' + r.url()));
+      pages.set(cmd.name, {context, page: p});
+      await p.goto(cmd.url);
+      await p.waitForSelector('body[data-state="' + (cmd.state || 'open') + '"]');
+      return snapshot(p);
+    }
+    case 'say':
+      await page.fill('#input', cmd.text);
+      await page.press('#input', 'Enter');
+      return {};
+    case 'wait_texts':
+      await page.waitForFunction((want) => {
+        const got = Array.from(document.querySelectorAll('#messages li.msg .text')).map(
+          (s) => s.textContent);
+        return want.every((t) => got.includes(t));
+      }, cmd.texts);
+      return snapshot(page);
+    case 'wait_people':
+      await page.waitForFunction((want) => {
+        const got = Array.from(document.querySelectorAll('#people li')).map((li) => li.textContent);
+        return JSON.stringify(got.slice().sort()) === JSON.stringify(want.slice().sort());
+      }, cmd.people);
+      return snapshot(page);
+    case 'wait_state':
+      await page.waitForSelector('body[data-state="' + cmd.state + '"]');
+      return snapshot(page);
+    case 'snapshot':
+      return snapshot(page);
+    case 'screenshot':
+      await page.setViewportSize({width: cmd.width, height: cmd.height});
+      await page.waitForTimeout(200);
+      await page.screenshot({path: cmd.path});
+      return snapshot(page);
+    case 'close':
+      await entry.context.close();
+      pages.delete(cmd.name);
+      return {};
+    default:
+      throw new Error('unknown op ' + cmd.op);
+  }
 }
 
 async function main() {
-  const spec = JSON.parse(await nextLine());
-  const timeout = spec.timeout || 20000;
-  const rounds = spec.rounds || ['hello'];
-  const log = [];
-  const browser = await chromium.launch({
-    executablePath, headless: true, timeout: 60000,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-           '--disable-background-networking', '--disable-component-update', '--disable-sync',
-           '--disable-dev-shm-usage'],
-  });
-  const watchdog = setTimeout(() => {
-    process.stdout.write(JSON.stringify({error: 'watchdog expired', log}) + '\n');
-    process.exit(2);
-  }, timeout * (3 + 2 * rounds.length));
-  try {
-    const pages = [];
-    for (const p of spec.pages) {
-      const context = await browser.newContext();
-      const page = await context.newPage();
-      page.setDefaultTimeout(timeout);
-      page.on('console', (m) => log.push(p.name + ' console.' + m.type() + ': ' + m.text()));
-      page.on('pageerror', (e) => log.push(p.name + ' pageerror: ' + e));
-      page.on('requestfailed', (r) => log.push(p.name + ' requestfailed: ' + r.url()));
-      await page.goto(p.url);
-      pages.push({spec: p, page});
+  const rl = readline.createInterface({input: process.stdin});
+  for await (const line of rl) {
+    if (!line.trim()) continue;
+    let out;
+    try {
+      const cmd = JSON.parse(line);
+      out = Object.assign({ok: true}, await run(cmd));
+    } catch (e) {
+      out = {error: String(e && e.stack || e), log: log.slice(-60)};
     }
-    for (let r = 0; r < rounds.length; r++) {
-      for (const {page} of pages) {
-        await page.waitForSelector('body[data-state="open"]');
-      }
-      const texts = [];
-      for (const {spec: p, page} of pages) {
-        const text = rounds[r] + ' from ' + p.name;
-        texts.push(text);
-        await page.fill('#msg', text);
-        await page.press('#msg', 'Enter');
-      }
-      for (const {page} of pages) {
-        await page.waitForFunction((want) => {
-          const got = Array.from(document.querySelectorAll('#log li.msg')).map(
-            (li) => li.lastChild.textContent);
-          return want.every((t) => got.includes(t));
-        }, texts);
-      }
-      if (r < rounds.length - 1) {
-        process.stdout.write(JSON.stringify({round: r, pages: await snapshot(pages)}) + '\n');
-        await nextLine();
-      }
-    }
-    const out = await snapshot(pages);
-    process.stdout.write(JSON.stringify({pages: out, version: browser.version()}) + '\n');
-  } catch (e) {
-    process.stdout.write(JSON.stringify({error: String(e && e.stack || e), log}) + '\n');
-  } finally {
-    clearTimeout(watchdog);
-    await browser.close().catch(() => {});
+    process.stdout.write(JSON.stringify(out) + '\n');
   }
+  if (browser) await browser.close().catch(() => {});
 }
 
 main().catch((e) => {

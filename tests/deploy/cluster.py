@@ -145,7 +145,9 @@ class Cluster:
             "fastsockjs",
             [sys.executable, "-m", "fastsockjs", "chat", "--workers", str(workers),
              "--broker", redis.url, "--port", str(self.port), "--prefix", PREFIX,
-             "--shutdown-timeout", "1", *extra_args],
+             "--shutdown-timeout", "1",
+             # These tests send bursts far above a person's typing (the chat's limit).
+             "--rate", "100000/1", *extra_args],
             workdir / "fastsockjs.log", cwd=ROOT,
         )
         try:
