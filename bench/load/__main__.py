@@ -42,7 +42,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="NAME",
         help="scenario or group to run (repeatable, comma-separated): echo, echo-1, "
         "echo-100, echo-1000, rate, rate-10k, broadcast, broadcast-1000, "
-        "broadcast-5000, idle, idle-10k, xhr, xhr-streaming, xhr-polling",
+        "broadcast-5000, idle, idle-10k, xhr (all HTTP transports), xhr-streaming, "
+        "eventsource, htmlfile, xhr-polling, jsonp-polling",
     )
     p.add_argument(
         "--server",
@@ -238,14 +239,21 @@ def _brief(sc: Any, r: dict[str, Any]) -> str:
         m = sc.metrics[0].get(r)
         return f"{m:8.2f} KiB/session  ({r['units'] / r['connect_s']:,.0f} opens/s)"
     w = r["window_s"]
+    user_m, kernel_m = sc.cpu_split
+    u, k = user_m.get(r), kernel_m.get(r)
+    split = (
+        f" usr+sys {u:.2f}+{k:.2f} µs/{user_m.label.split('/')[-1]}"
+        if u is not None and k is not None
+        else ""
+    )
     busy = (
         f"cpu: srv {r['server_cpu_s'] / w:.2f} (wait {max(r.get('server_runq_wait_s', 0), 0) / w:.2f})"
-        f" gen {r['gen_busy']:.2f} (wait {max(r.get('gen_runq_wait_s', 0), 0) / w:.2f})"
+        f" gen {r['gen_busy']:.2f} (wait {max(r.get('gen_runq_wait_s', 0), 0) / w:.2f}){split}"
     )
     lat = r.get("lat_ms", {})
     if sc.group == "rate":
         return f"p50 {lat['p50']:.2f} p99 {lat['p99']:.2f} p99.9 {lat['p999']:.2f} ms  {busy}"
-    if sc.name == "xhr-polling":
+    if sc.name.endswith("-polling"):
         return f"{r['requests_per_s']:>10,.0f} req/s   {busy}"
     unit = "deliv/s" if sc.group == "broadcast" else "msgs/s "
     return f"{r['msgs_per_s']:>10,.0f} {unit} p50 {lat.get('p50', -1):.2f} ms  {busy}"

@@ -21,6 +21,10 @@
  *                 xhr_send connection posting --batch messages per request while
  *                 fewer than --inflight messages are in flight
  *   xhr-poll      the same with xhr (polling) receivers
+ *   es-stream     as xhr-stream with eventsource receivers (GET, data: <frame>)
+ *   htmlfile-stream  as xhr-stream with htmlfile receivers (GET ?c=, p("<frame>"))
+ *   jsonp-poll    as xhr-poll with jsonp receivers (GET ?c=) and jsonp_send posts
+ *                 (a d=<urlencoded JSON> form, as sockjs-client sends it)
  *
  * Messages are 32 ASCII bytes: 16 hex digits of the send time (CLOCK_MONOTONIC
  * ns), then 8 + 8 hex digits (connection, sequence). A message is counted when
@@ -28,13 +32,17 @@
  * With --raw 1 (a plain WebSocket echo server) the frame payload is the message.
  *
  * Counters are taken over the measurement window only (after --warmup), along
- * with the generator's own CPU time (getrusage) and the server's (utime+stime
- * from /proc/PID/stat).
+ * with the generator's own CPU time (getrusage) and the server's, user and
+ * kernel apart (utime and stime in clock ticks from /proc/PID/stat, read at the
+ * window's edges). Latencies also come as a histogram of 16 buckets per octave
+ * ("lat_hist": [[k, count], ...], bucket k holding [2^(k/16), 2^((k+1)/16)) ns)
+ * so runs can be pooled.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -53,7 +61,12 @@
 
 enum { M_ECHO, M_RATE, M_BCAST, M_IDLE, M_XSTREAM, M_XPOLL };
 
+/* HTTP transports: how receivers ask and how their bodies frame, how senders post */
+enum { RT_XHR, RT_XHRS, RT_ES, RT_HTML, RT_JSONP };
+enum { ST_XHR, ST_JSONP };
+
 static int mode = M_ECHO;
+static int rtrans = RT_XHRS, strans = ST_XHR;
 static const char *mode_name = "ws-echo";
 static int port = 0;
 static const char *prefix = "/echo";
@@ -173,7 +186,9 @@ static double cpu_self(void) {
            ru.ru_stime.tv_usec / 1e6;
 }
 
-static double cpu_server(void) {
+/* The server's utime and stime in clock ticks (all its threads); 0 on success. */
+static int server_ticks(unsigned long long *ut, unsigned long long *st) {
+    *ut = *st = 0;
     if (!server_pid) return -1;
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", server_pid);
@@ -186,13 +201,17 @@ static double cpu_server(void) {
     char *p = strrchr(buf, ')');
     if (!p) return -1;
     p += 2; /* field 3: state */
-    unsigned long long ut = 0, st = 0;
     int field = 3;
     while (*p && field < 14) {
         if (*p == ' ') field++;
         p++;
     }
-    if (sscanf(p, "%llu %llu", &ut, &st) != 2) return -1;
+    return sscanf(p, "%llu %llu", ut, st) == 2 ? 0 : -1;
+}
+
+static double cpu_server(void) {
+    unsigned long long ut, st;
+    if (server_ticks(&ut, &st) < 0) return -1;
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
@@ -401,19 +420,47 @@ static void ws_path(conn_t *c, char *out, size_t n) {
     else snprintf(out, n, "%s/%03d/ws%08x%08x/websocket", prefix, c->idx % 1000, c->idx, (unsigned)rand());
 }
 
-static void http_request(conn_t *c, const char *what, const char *body, size_t blen) {
+static void http_request(conn_t *c, const char *what, const char *ctype, const char *body,
+                         size_t blen) {
     char head[512];
     int n = snprintf(head, sizeof head,
                      "POST %s/%03d/%s/%s HTTP/1.1\r\nHost: %s\r\n"
-                     "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: %zu\r\n\r\n",
-                     prefix, (int)(c->s - sessions) % 1000, c->s->sid, what, hostport, blen);
+                     "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",
+                     prefix, (int)(c->s - sessions) % 1000, c->s->sid, what, hostport, ctype, blen);
     buf_put(&c->out, head, (size_t)n);
     if (blen) buf_put(&c->out, body, blen);
     mark_dirty(c);
 }
 
+static void http_get(conn_t *c, const char *what) {
+    char head[512];
+    int n = snprintf(head, sizeof head, "GET %s/%03d/%s/%s HTTP/1.1\r\nHost: %s\r\n\r\n",
+                     prefix, (int)(c->s - sessions) % 1000, c->s->sid, what, hostport);
+    buf_put(&c->out, head, (size_t)n);
+    mark_dirty(c);
+}
+
 static void recv_request(conn_t *c) {
-    http_request(c, mode == M_XSTREAM ? "xhr_streaming" : "xhr", NULL, 0);
+    char what[64];
+    switch (rtrans) {
+    case RT_XHR:
+        http_request(c, "xhr", "text/plain;charset=UTF-8", NULL, 0);
+        break;
+    case RT_XHRS:
+        http_request(c, "xhr_streaming", "text/plain;charset=UTF-8", NULL, 0);
+        break;
+    case RT_ES:
+        http_get(c, "eventsource");
+        break;
+    case RT_HTML: /* a callback name like sockjs-client's */
+        snprintf(what, sizeof what, "htmlfile?c=_jp.a%06d", (int)(c->s - sessions));
+        http_get(c, what);
+        break;
+    case RT_JSONP:
+        snprintf(what, sizeof what, "jsonp?c=_jp.a%06d", (int)(c->s - sessions));
+        http_get(c, what);
+        break;
+    }
 }
 
 static void on_connected(conn_t *c) {
@@ -601,6 +648,70 @@ static void ws_feed(conn_t *c, uint64_t now) {
 
 /* ---------------------------------------------------------------- HTTP (xhr) */
 
+/* A JS string literal's contents (between the quotes) unescaped into out; its length. */
+static size_t js_unescape(const char *p, size_t n, char *out) {
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != '\\' || i + 1 == n) { out[o++] = p[i]; continue; }
+        char e = p[++i];
+        switch (e) {
+        case 'n': out[o++] = '\n'; break;
+        case 'r': out[o++] = '\r'; break;
+        case 't': out[o++] = '\t'; break;
+        case 'b': out[o++] = '\b'; break;
+        case 'f': out[o++] = '\f'; break;
+        case 'u': {
+            uint64_t v = 0;
+            if (i + 4 < n && unhexn(p + i + 1, 4, &v) == 0) {
+                i += 4;
+                if (v < 0x80) out[o++] = (char)v;
+                else if (v < 0x800) {
+                    out[o++] = (char)(0xC0 | (v >> 6));
+                    out[o++] = (char)(0x80 | (v & 0x3F));
+                } else {
+                    out[o++] = (char)(0xE0 | (v >> 12));
+                    out[o++] = (char)(0x80 | ((v >> 6) & 0x3F));
+                    out[o++] = (char)(0x80 | (v & 0x3F));
+                }
+            }
+            break;
+        }
+        default: out[o++] = e; /* \" \\ \/ */
+        }
+    }
+    return o;
+}
+
+/* One line of a receiver's body (without its '\n'), framed as its transport frames. */
+static void on_body_line(conn_t *c, const char *p, size_t n, uint64_t now) {
+    switch (rtrans) {
+    case RT_XHR:
+    case RT_XHRS:
+        on_sockjs_frame(c, p, n, now);
+        return;
+    case RT_ES: /* "data: <frame>\r"; the blank lines between events carry nothing */
+        if (n && p[n - 1] == '\r') n--;
+        if (n >= 6 && !memcmp(p, "data: ", 6)) on_sockjs_frame(c, p + 6, n - 6, now);
+        return;
+    case RT_HTML: /* p("<frame>"); */
+    case RT_JSONP: { /* callback("<frame>");\r after a comment */
+        const char *a = memmem(p, n, "(\"", 2);
+        if (!a) return;
+        a += 2;
+        const char *e = p + n;
+        while (e > a && !(e[-1] == '"' && e < p + n && e[0] == ')')) e--;
+        if (e <= a) return;
+        size_t len = (size_t)(e - 1 - a);
+        char stackbuf[4096];
+        char *out = len <= sizeof stackbuf ? stackbuf : malloc(len);
+        if (!out) return;
+        on_sockjs_frame(c, out, js_unescape(a, len, out), now);
+        if (out != stackbuf) free(out);
+        return;
+    }
+    }
+}
+
 static void http_body(conn_t *c, const uint8_t *p, size_t n, uint64_t now) {
     if (c->kind != K_HRECV) return;
     buf_t *l = &c->line;
@@ -613,10 +724,10 @@ static void http_body(conn_t *c, const uint8_t *p, size_t n, uint64_t now) {
         size_t k = (size_t)(nl - p);
         if (l->len > l->off) {
             buf_put(l, p, k);
-            on_sockjs_frame(c, (const char *)l->p + l->off, l->len - l->off, now);
+            on_body_line(c, (const char *)l->p + l->off, l->len - l->off, now);
             l->off = l->len = 0;
         } else {
-            on_sockjs_frame(c, (const char *)p, k, now);
+            on_body_line(c, (const char *)p, k, now);
         }
         p += k + 1;
         n -= k + 1;
@@ -741,22 +852,34 @@ static void try_send(sess_t *s) {
     conn_t *sc = s->sc;
     if (sc->state != S_READY) return;
     if (s->sent - s->recvd + (uint64_t)batch > (uint64_t)inflight) return;
-    char body[64 * 40 + 8];
+    char body[64 * 48 + 16];
     size_t n = 0;
-    body[n++] = '[';
+    /* jsonp_send: the form a browser submits, d=<the JSON, urlencoded> */
+    int form = strans == ST_JSONP;
+    const char *lb = form ? "d=%5B" : "[", *rb = form ? "%5D" : "]";
+    const char *q = form ? "%22" : "\"", *comma = form ? "%2C" : ",";
+    size_t ql = strlen(q), cl = strlen(comma);
+    memcpy(body + n, lb, strlen(lb));
+    n += strlen(lb);
     uint64_t now = now_ns();
     for (int i = 0; i < batch; i++) {
-        if (i) body[n++] = ',';
-        body[n++] = '"';
+        if (i) { memcpy(body + n, comma, cl); n += cl; }
+        memcpy(body + n, q, ql);
+        n += ql;
         make_msg(body + n, now, (uint32_t)(s - sessions), (uint32_t)(s->sent + (uint64_t)i));
         n += 32;
-        body[n++] = '"';
+        memcpy(body + n, q, ql);
+        n += ql;
     }
-    body[n++] = ']';
+    memcpy(body + n, rb, strlen(rb));
+    n += strlen(rb);
     s->busy = 1;
     s->sent += (uint64_t)batch;
     sent_msgs += (uint64_t)batch;
-    http_request(sc, "xhr_send", body, n);
+    if (form)
+        http_request(sc, "jsonp_send", "application/x-www-form-urlencoded", body, n);
+    else
+        http_request(sc, "xhr_send", "text/plain;charset=UTF-8", body, n);
 }
 
 /* ---------------------------------------------------------------- events */
@@ -879,7 +1002,8 @@ static double pct(double q) {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: loadgen --mode ws-echo|ws-rate|ws-broadcast|ws-idle|xhr-stream|xhr-poll\n"
+            "usage: loadgen --mode ws-echo|ws-rate|ws-broadcast|ws-idle|xhr-stream|xhr-poll|\n"
+            "                     es-stream|htmlfile-stream|jsonp-poll\n"
             "  --port N --prefix /echo --raw 0|1 --conns N --inflight N --rate R --batch N\n"
             "  --warmup S --duration S --hold S --timeout S --pid SERVER_PID --concurrency N\n");
     exit(2);
@@ -896,8 +1020,11 @@ int main(int argc, char **argv) {
             else if (!strcmp(v, "ws-rate")) mode = M_RATE;
             else if (!strcmp(v, "ws-broadcast")) mode = M_BCAST;
             else if (!strcmp(v, "ws-idle")) mode = M_IDLE;
-            else if (!strcmp(v, "xhr-stream")) mode = M_XSTREAM;
-            else if (!strcmp(v, "xhr-poll")) mode = M_XPOLL;
+            else if (!strcmp(v, "xhr-stream")) { mode = M_XSTREAM; rtrans = RT_XHRS; }
+            else if (!strcmp(v, "xhr-poll")) { mode = M_XPOLL; rtrans = RT_XHR; }
+            else if (!strcmp(v, "es-stream")) { mode = M_XSTREAM; rtrans = RT_ES; }
+            else if (!strcmp(v, "htmlfile-stream")) { mode = M_XSTREAM; rtrans = RT_HTML; }
+            else if (!strcmp(v, "jsonp-poll")) { mode = M_XPOLL; rtrans = RT_JSONP; strans = ST_JSONP; }
             else usage();
         } else if (!strcmp(k, "--port")) port = atoi(v);
         else if (!strcmp(k, "--prefix")) prefix = v;
@@ -973,6 +1100,10 @@ int main(int argc, char **argv) {
     uint64_t s0 = 0, s1 = 0, sys0[3] = {0, 0, 0}, sys1[3] = {0, 0, 0};
     long rss_after = -1;
     double connect_s = -1, srv_connect_cpu = -1, srv_cpu_begin = cpu_server();
+    /* server utime/stime ticks: [0] connect start, [1] sessions open, [2] window start, [3] end */
+    unsigned long long tk_u[4] = {0, 0, 0, 0}, tk_s[4] = {0, 0, 0, 0};
+    int tk_ok[4] = {0, 0, 0, 0};
+    tk_ok[0] = server_ticks(&tk_u[0], &tk_s[0]) == 0;
     const char *failure = NULL;
 
     phase = PH_CONNECT;
@@ -1014,6 +1145,7 @@ int main(int argc, char **argv) {
             if (ready_units == nunits) {
                 connect_s = (double)(t_ready - t_begin) / 1e9;
                 srv_connect_cpu = cpu_server() - srv_cpu_begin;
+                tk_ok[1] = server_ticks(&tk_u[1], &tk_s[1]) == 0;
                 fprintf(stderr, "loadgen: %d sessions open in %.2fs\n", nunits, connect_s);
                 phase = mode == M_IDLE ? PH_IDLE_WAIT : PH_WARMUP;
                 t_phase_end = now + (uint64_t)(warmup * 1e9);
@@ -1033,6 +1165,7 @@ int main(int argc, char **argv) {
                 core_times(gen_core, &cb0[2], &cb0[3]);
                 gen0 = cpu_self();
                 srv0 = cpu_server();
+                tk_ok[2] = server_ticks(&tk_u[2], &tk_s[2]) == 0;
                 wq0[0] = server_pid ? runq_wait(server_pid) : -1;
                 wq0[1] = runq_wait(0);
                 sys0[0] = n_reads; sys0[1] = n_writes; sys0[2] = n_waits;
@@ -1049,6 +1182,7 @@ int main(int argc, char **argv) {
                 t_meas1 = now_ns();
                 gen1 = cpu_self();
                 srv1 = cpu_server();
+                tk_ok[3] = server_ticks(&tk_u[3], &tk_s[3]) == 0;
                 wq1[0] = server_pid ? runq_wait(server_pid) : -1;
                 wq1[1] = runq_wait(0);
                 core_times(server_core, &cb1[0], &cb1[1]);
@@ -1084,6 +1218,16 @@ int main(int argc, char **argv) {
     printf("\"ok\":%s,\"failure\":%s%s%s,", failure ? "false" : "true", failure ? "\"" : "",
            failure ? failure : "null", failure ? "\"" : "");
     printf("\"connect_s\":%.4f,\"server_connect_cpu_s\":%.3f,", connect_s, srv_connect_cpu);
+    double tck = (double)sysconf(_SC_CLK_TCK);
+    printf("\"clk_tck\":%.0f,", tck);
+    if (tk_ok[0] && tk_ok[1])
+        printf("\"server_connect_utime_s\":%.4f,\"server_connect_stime_s\":%.4f,",
+               (double)(tk_u[1] - tk_u[0]) / tck, (double)(tk_s[1] - tk_s[0]) / tck);
+    if (tk_ok[2] && tk_ok[3])
+        printf("\"server_ticks\":{\"utime\":%llu,\"stime\":%llu},"
+               "\"server_utime_s\":%.4f,\"server_stime_s\":%.4f,",
+               tk_u[3] - tk_u[2], tk_s[3] - tk_s[2], (double)(tk_u[3] - tk_u[2]) / tck,
+               (double)(tk_s[3] - tk_s[2]) / tck);
     if (mode == M_IDLE) {
         printf("\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,\"echoed\":%llu,", rss_before, rss_after,
                (unsigned long long)idle_echoed);
@@ -1111,6 +1255,20 @@ int main(int argc, char **argv) {
                nlat, (unsigned long long)lat_dropped, pct(0.5), pct(0.9), pct(0.99), pct(0.999),
                nlat ? lat[nlat - 1] / 1e6 : -1.0);
         printf("\"errors_in_window\":%llu,", (unsigned long long)(errors - e0));
+        /* the histogram (16 buckets per octave of ns), non-empty buckets only */
+        printf("\"lat_hist\":[");
+        int first = 1;
+        for (size_t i = 0; i < nlat;) {
+            int k = lat[i] ? (int)floor(16.0 * log2((double)lat[i])) : 0;
+            size_t j = i;
+            double hi = exp2((k + 1) / 16.0);
+            while (j < nlat && (double)lat[j] < hi) j++;
+            if (j == i) j++; /* rounding at an edge: count it here */
+            printf("%s[%d,%zu]", first ? "" : ",", k, j - i);
+            first = 0;
+            i = j;
+        }
+        printf("],");
     }
     printf("\"errors\":%llu,\"closed\":%llu,\"reconnects\":%llu}\n", (unsigned long long)errors,
            (unsigned long long)closed_conns, (unsigned long long)reconnects);

@@ -40,7 +40,7 @@ def build_loadgen(force: bool = False) -> Path:
         )
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
     tmp = LOADGEN.with_suffix(".tmp")
-    cmd = [cc, "-O2", "-Wall", "-o", str(tmp), str(LOADGEN_SRC)]
+    cmd = [cc, "-O2", "-Wall", "-o", str(tmp), str(LOADGEN_SRC), "-lm"]
     log(f"building the load generator: {' '.join(cmd)}")
     subprocess.run(cmd, check=True)
     tmp.replace(LOADGEN)

@@ -68,6 +68,22 @@ def summarize(
                             "per_round": per_round,
                         }
             stats["ratios"] = ratios
+            # The same server on a sibling scenario (e.g. eventsource vs xhr-streaming).
+            other = by.get((sc.compare_to, srv)) if sc.compare_to else None
+            if other and sc.ratio_metrics:
+                m = sc.ratio_metrics[0]
+                per_round = []
+                for rnd, res in rounds.items():
+                    a, b = _value(m, res), _value(m, other.get(rnd, {}))
+                    if a is not None and b:
+                        per_round.append(a / b)
+                if per_round:
+                    stats["vs_scenario"] = {
+                        "scenario": sc.compare_to,
+                        "metric": m.key,
+                        "median": statistics.median(per_round),
+                        "per_round": per_round,
+                    }
             failures = [r.get("failure") for r in rounds.values() if not r.get("ok")]
             if failures:
                 stats["failures"] = failures
@@ -104,6 +120,9 @@ def table(scenarios: list[Scenario], servers: list[str], summary: dict[str, Any]
         head = (
             ["server"] + [m.label for m in shown] + [f"{m.label} vs {ref}" for ref, m in ratio_cols]
         )
+        sibling = sc.compare_to and any("vs_scenario" in st for st in entry["servers"].values())
+        if sibling:
+            head.append(f"{sc.ratio_metrics[0].label} vs {sc.compare_to}")
         rows = []
         footnotes: list[str] = []
         for srv in servers:
@@ -114,6 +133,9 @@ def table(scenarios: list[Scenario], servers: list[str], summary: dict[str, Any]
             for ref, m in ratio_cols:
                 r = st["ratios"].get(ref, {}).get(m.key)
                 row.append(f"{r['median']:.2f}x" if r else ("1" if srv == ref else "-"))
+            if sibling:
+                vs = st.get("vs_scenario")
+                row.append(f"{vs['median']:.2f}x" if vs else "-")
             notes = []
             if st["ok_rounds"] < st["rounds"]:
                 notes.append(f"{st['rounds'] - st['ok_rounds']} failed run(s): {st['failures'][0]}")
@@ -154,7 +176,9 @@ def chart(
     path: Path,
     subtitle: str,
 ) -> Path | None:
-    """One panel per scenario, its headline metric per server (bars: median, whiskers: min-max)."""
+    """Two panels per scenario: its headline metric per server (bars: median, whiskers:
+    min-max), and the server's CPU per unit split into user and kernel time (stacked
+    medians)."""
     panels = []
     for sc in scenarios:
         entry = summary.get(sc.name)
@@ -169,7 +193,13 @@ def chart(
             if st:
                 bars.append((srv, st["median"], st["min"], st["max"]))
         if bars:
-            panels.append((sc, metric, bars))
+            split = []
+            for srv in servers:
+                st = entry["servers"].get(srv, {})
+                u, k = (st.get(m.key, {}).get("median") for m in sc.cpu_split)
+                if u is not None and k is not None:
+                    split.append((srv, u, k))
+            panels.append((sc, metric, bars, split))
     if not panels:
         return None
     try:
@@ -178,13 +208,16 @@ def chart(
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return _fallback_png(panels, path)
-    cols = 3
-    rows = (len(panels) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.4 * rows), squeeze=False)
-    for ax in axes.flat[len(panels) :]:
+        return _fallback_png([p[:3] for p in panels], path)
+    cols = 4  # two scenarios per row, each: headline | CPU split
+    rows = (2 * len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.3 * rows), squeeze=False)
+    for ax in axes.flat[2 * len(panels) :]:
         ax.set_visible(False)
-    for ax, (sc, metric, bars) in zip(axes.flat, panels):
+    flat = list(axes.flat)
+    for i, (sc, metric, bars, split) in enumerate(panels):
+        _cpu_panel(flat[2 * i + 1], sc, split)
+        ax = flat[2 * i]
         names = [b[0] for b in bars]
         med = [b[1] for b in bars]
         err = [[b[1] - b[2] for b in bars], [b[3] - b[1] for b in bars]]
@@ -215,6 +248,37 @@ def chart(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _cpu_panel(ax: Any, sc: Scenario, split: list[tuple[str, float, float]]) -> None:
+    """Stacked bars: the server's user (solid) and kernel (hatched) µs per unit."""
+    user_m, _kernel_m = sc.cpu_split
+    unit = user_m.label.split("/")[-1]
+    if not split:
+        ax.set_visible(False)
+        return
+    names = [s[0] for s in split]
+    user = [s[1] for s in split]
+    kern = [s[2] for s in split]
+    colors = [COLORS.get(n, "#999999") for n in names]
+    x = range(len(split))
+    ax.bar(x, user, color=colors, label="user")
+    ax.bar(x, kern, bottom=user, color=colors, alpha=0.45, hatch="//", label="kernel")
+    ax.set_xticks(list(x))
+    ax.set_xticklabels(names, rotation=15, fontsize=8)
+    ax.set_title(f"{sc.name}: server CPU µs/{unit}, user + kernel (lower is better)", fontsize=8)
+    ax.tick_params(axis="y", labelsize=8)
+    for i, (u, k) in enumerate(zip(user, kern)):
+        ax.annotate(
+            f"{u:.2g} + {k:.2g}",
+            (i, u + k),
+            ha="center",
+            va="bottom",
+            fontsize=7,
+            xytext=(0, 2),
+            textcoords="offset points",
+        )
+    ax.legend(fontsize=6, loc="upper right")
 
 
 def _fallback_png(panels: list[Any], path: Path) -> Path:

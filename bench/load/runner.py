@@ -52,6 +52,7 @@ class ServerProcess:
             os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
         )
         self.errfile = tempfile.TemporaryFile()
+        self.stderr_text = ""
         self.proc = subprocess.Popen(
             spec.argv + (extra_args or []),
             cwd=REPO,
@@ -91,6 +92,7 @@ class ServerProcess:
         return self.errfile.read().decode("utf-8", "replace")[-n:]
 
     def stop(self) -> None:
+        """Stop the server; what it wrote on stderr stays in ``self.stderr_text``."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -100,7 +102,9 @@ class ServerProcess:
                 self.proc.wait()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
-        self.errfile.close()
+        if not self.errfile.closed:
+            self.stderr_text = self.stderr_tail(1 << 16)
+            self.errfile.close()
 
 
 @dataclass

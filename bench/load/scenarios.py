@@ -112,6 +112,46 @@ M_P999 = Metric("p999_ms", "p99.9 ms", _lat("p999"), "{:.2f}", False)
 M_FAN50 = Metric("fanout_p50_ms", "all-got-it p50 ms", _lat("p50"), "{:.1f}", False)
 M_FAN99 = Metric("fanout_p99_ms", "p99 ms", _lat("p99"), "{:.1f}", False)
 M_REQ = Metric("requests_per_s", "req/s", lambda r: r.get("requests_per_s"))
+
+
+def _cpu_us(kind: str, count: Callable[[Result], float]) -> Callable[[Result], float | None]:
+    """Server user (``utime``) or kernel (``stime``) CPU in µs per counted unit, from the
+    clock ticks of /proc/PID/stat read at the measurement window's edges."""
+    key = f"server_{kind}_s"
+
+    def get(r: Result) -> float | None:
+        cpu, n = r.get(key), count(r)
+        return None if cpu is None or cpu < 0 or not n else 1e6 * float(cpu) / n
+
+    return get
+
+
+def _requests(r: Result) -> float:
+    return float(r.get("http_sends", 0) + r.get("http_recvs", 0))
+
+
+M_USR_MSG = Metric(
+    "user_us_per_msg", "usr µs/msg", _cpu_us("utime", lambda r: r["msgs"]), "{:.2f}", False
+)
+M_SYS_MSG = Metric(
+    "kernel_us_per_msg", "sys µs/msg", _cpu_us("stime", lambda r: r["msgs"]), "{:.2f}", False
+)
+M_USR_REQ = Metric("user_us_per_req", "usr µs/req", _cpu_us("utime", _requests), "{:.1f}", False)
+M_SYS_REQ = Metric("kernel_us_per_req", "sys µs/req", _cpu_us("stime", _requests), "{:.1f}", False)
+
+
+def _connect_cpu_us(kind: str) -> Callable[[Result], float | None]:
+    key = f"server_connect_{kind}_s"
+
+    def get(r: Result) -> float | None:
+        cpu, n = r.get(key), r.get("units")
+        return None if cpu is None or cpu < 0 or not n else 1e6 * float(cpu) / n
+
+    return get
+
+
+M_USR_OPEN = Metric("user_us_per_open", "usr µs/open", _connect_cpu_us("utime"), "{:.1f}", False)
+M_SYS_OPEN = Metric("kernel_us_per_open", "sys µs/open", _connect_cpu_us("stime"), "{:.1f}", False)
 M_REQ_CPU = Metric(
     "requests_per_cpu_s", "req/CPU-s", _per_cpu(lambda r: r["http_sends"] + r["http_recvs"])
 )
@@ -154,6 +194,11 @@ class Scenario:
         Metric, ...
     ] = ()  # compared with the references (median of per-round ratios)
     timeout: float = 30.0
+    # The server's CPU split shown on the chart: (user, kernel) per this scenario's unit.
+    cpu_split: tuple[Metric, Metric] = (M_USR_MSG, M_SYS_MSG)
+    # Another scenario this one should match, per server (ratio of the first ratio metric
+    # within each round): e.g. eventsource against xhr-streaming.
+    compare_to: str | None = None
 
     def loadgen_args(self, units: int | None = None) -> list[str]:
         return ["--mode", self.mode, "--conns", str(units or self.units), *self.args]
@@ -161,12 +206,16 @@ class Scenario:
 
 ECHO_INFLIGHT = 8
 BROADCAST_WINDOW = 16
+STREAM_BATCH = 32
+STREAM_WINDOW = 256
 
 
 def build_scenarios(idle_sessions: int = 10_000) -> list[Scenario]:
     echo_metrics = (
         M_MSGS,
         M_PER_CPU,
+        M_USR_MSG,
+        M_SYS_MSG,
         M_P50,
         M_P99,
         M_SRV,
@@ -205,6 +254,8 @@ def build_scenarios(idle_sessions: int = 10_000) -> list[Scenario]:
                 M_P99,
                 M_P999,
                 M_PER_CPU,
+                M_USR_MSG,
+                M_SYS_MSG,
                 M_SRV,
                 M_SWAIT,
                 M_GEN,
@@ -233,6 +284,8 @@ def build_scenarios(idle_sessions: int = 10_000) -> list[Scenario]:
             metrics=(
                 M_DELIV,
                 M_PER_CPU,
+                M_USR_MSG,
+                M_SYS_MSG,
                 M_FAN50,
                 M_FAN99,
                 M_SRV,
@@ -259,57 +312,83 @@ def build_scenarios(idle_sessions: int = 10_000) -> list[Scenario]:
             idle_sessions,
             args=("--hold", "0.5"),
             raw_ok=True,
-            metrics=(M_RSS, M_RSS_TOTAL, M_CONNECT),
+            metrics=(M_RSS, M_RSS_TOTAL, M_CONNECT, M_USR_OPEN, M_SYS_OPEN),
             ratio_metrics=(M_RSS, M_CONNECT),
             timeout=90.0,
+            cpu_split=(M_USR_OPEN, M_SYS_OPEN),
         )
     )
-    out.append(
-        Scenario(
-            "xhr-streaming",
-            "xhr",
-            "xhr-streaming receive rate: 10 sessions, xhr_send posts of 32 messages, 256 in flight each",
-            "xhr-stream",
-            10,
-            args=("--batch", "32", "--inflight", "256"),
-            metrics=(
-                M_MSGS,
-                M_PER_CPU,
-                M_REQ,
-                M_P50,
-                M_SRV,
-                M_SWAIT,
-                M_GEN,
-                M_GWAIT,
-                M_CORE,
-                M_GENCORE,
-            ),
-            ratio_metrics=(M_MSGS, M_PER_CPU),
-        )
+    stream_metrics = (
+        M_MSGS,
+        M_PER_CPU,
+        M_USR_MSG,
+        M_SYS_MSG,
+        M_REQ,
+        M_USR_REQ,
+        M_SYS_REQ,
+        M_P50,
+        M_SRV,
+        M_SWAIT,
+        M_GEN,
+        M_GWAIT,
+        M_CORE,
+        M_GENCORE,
     )
-    out.append(
-        Scenario(
-            "xhr-polling",
-            "xhr",
-            "xhr-polling + xhr_send request rate: 100 sessions, 1 message per xhr_send, 1 in flight",
-            "xhr-poll",
-            100,
-            args=("--batch", "1", "--inflight", "1"),
-            metrics=(
-                M_REQ,
-                M_REQ_CPU,
-                M_MSGS,
-                M_P50,
-                M_SRV,
-                M_SWAIT,
-                M_GEN,
-                M_GWAIT,
-                M_CORE,
-                M_GENCORE,
-            ),
-            ratio_metrics=(M_REQ, M_REQ_CPU),
+    # Streaming receivers: each session an HTTP receiver plus an xhr_send connection
+    # posting STREAM_BATCH messages per request while fewer than STREAM_WINDOW are in flight.
+    for name, mode, what in (
+        ("xhr-streaming", "xhr-stream", "xhr-streaming"),
+        ("eventsource", "es-stream", "eventsource"),
+        ("htmlfile", "htmlfile-stream", "htmlfile"),
+    ):
+        out.append(
+            Scenario(
+                name,
+                "xhr",
+                f"{what} receive rate: 10 sessions, xhr_send posts of {STREAM_BATCH} messages, "
+                f"{STREAM_WINDOW} in flight each",
+                mode,
+                10,
+                args=("--batch", str(STREAM_BATCH), "--inflight", str(STREAM_WINDOW)),
+                metrics=stream_metrics,
+                ratio_metrics=(M_MSGS, M_PER_CPU),
+                compare_to=None if name == "xhr-streaming" else "xhr-streaming",
+            )
         )
+    poll_metrics = (
+        M_REQ,
+        M_REQ_CPU,
+        M_USR_REQ,
+        M_SYS_REQ,
+        M_MSGS,
+        M_USR_MSG,
+        M_SYS_MSG,
+        M_P50,
+        M_SRV,
+        M_SWAIT,
+        M_GEN,
+        M_GWAIT,
+        M_CORE,
+        M_GENCORE,
     )
+    for name, mode, what in (
+        ("xhr-polling", "xhr-poll", "xhr-polling + xhr_send"),
+        ("jsonp-polling", "jsonp-poll", "jsonp-polling + jsonp_send (form-encoded)"),
+    ):
+        out.append(
+            Scenario(
+                name,
+                "xhr",
+                f"{what} request rate: 100 sessions, 1 message per send, 1 in flight",
+                mode,
+                100,
+                args=("--batch", "1", "--inflight", "1"),
+                metrics=poll_metrics,
+                ratio_metrics=(M_REQ, M_REQ_CPU),
+                cpu_split=(M_USR_REQ, M_SYS_REQ),
+                compare_to=None if name == "xhr-polling" else "xhr-polling",
+            )
+        )
     return out
 
 
