@@ -76,9 +76,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--profile",
-        choices=("py-spy", "cprofile"),
+        choices=("py-spy", "py-spy-native", "cprofile", "perf"),
         help="instead of the benchmark: profile fastsockjs under one scenario "
-        "(default echo-100) and print its hot spots",
+        "(default echo-100) and print its hot spots (py-spy-native: with C frames, "
+        "1000 Hz; perf: perf record -g, then perf report by DSO and symbol)",
     )
     return p.parse_args(argv)
 
@@ -266,11 +267,38 @@ def profile(args: argparse.Namespace, scenarios: list[Any], timing: runner.Timin
     if args.server:
         spec = next(s for s in SERVERS if s.name in ",".join(args.server).split(","))
     log(f"profiling {spec.name} under {sc.name} with {args.profile} ...")
-    out = runner.profile_run(sc, spec, timing, args.profile, args.output)
+    tool = "py-spy" if args.profile == "py-spy-native" else args.profile
+    out = runner.profile_run(
+        sc, spec, timing, tool, args.output, native=args.profile == "py-spy-native"
+    )
     r = out["result"]
     if r.get("ok") and "msgs_per_s" in r:
         log(f"{r['msgs_per_s']:,.0f} msgs/s under the profiler (slower than without)")
-    if args.profile == "cprofile":
+        u, k = sc.cpu_split[0].get(r), sc.cpu_split[1].get(r)
+        if u is not None and k is not None:
+            unit = sc.cpu_split[0].label.split("/")[-1]
+            log(f"server CPU per {unit} in the window: user {u:.2f} µs + kernel {k:.2f} µs")
+    if args.profile == "perf":
+        import subprocess
+
+        subprocess.run(
+            [
+                "perf",
+                "report",
+                "-i",
+                str(out["file"]),
+                "--no-children",
+                "--sort",
+                "dso,sym",
+                "--stdio",
+                "--percent-limit",
+                "0.7",
+                "-g",
+                "none",
+            ],
+            check=False,
+        )
+    elif args.profile == "cprofile":
         import pstats
 
         stats = pstats.Stats(str(out["file"]), stream=sys.stdout)

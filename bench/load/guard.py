@@ -9,9 +9,15 @@ noisy machine slows both servers alike within a round, so the ratio holds where 
 absolute numbers do not; a run whose server waited for its CPU is run again.
 
 Prints one line per scenario: ``GUARD <scenario> ratio <x> threshold <y> PASS|FAIL``.
+Only *clean* rounds count: before every run the guard waits (within its budget) for the
+machine to be quiet, a run whose server or generator waited for its CPU more than 5% of
+the window is repeated (twice at most), and a round counts when neither of its two runs
+waited more than 10%. Fewer than 3 clean rounds is INCONCLUSIVE, never PASS or FAIL.
+
 Exit status: 0 when every ratio is at or above its threshold, 1 when one is below, 2 when
-the guard could not run (no node/npm, fewer than 2 cores, a failed run). Outside CI
-(``CI`` unset) a missing component is a skip (status 0) with the reason printed.
+the guard could not run or could not decide (no node/npm, fewer than 2 cores, a failed
+run, a machine too busy for 3 clean rounds). Outside CI (``CI`` unset) a missing
+component is a skip (status 0) with the reason printed.
 """
 
 from __future__ import annotations
@@ -38,14 +44,24 @@ class Guard:
     why: str
 
 
+#: A round is clean when neither server nor generator of either run waited for its CPU
+#: longer than this share of the window (other processes on a shared machine).
+CLEAN = 0.10
+#: Before a run the guard waits (within its budget) until other processes use less than
+#: this share of the machine's CPUs.
+QUIET = 0.10
+
 #: The guarded ratios (fastsockjs / sockjs-node, median over rounds).
 THRESHOLDS: tuple[Guard, ...] = (
-    # Target 2.0x (issue 12). Today's request path does not reach it, so the threshold is
-    # 70% of the ratio measured with this guard on the 2-core VM on 2026-12-07 (median of
-    # 5 guard runs: 2.03x; see docs/benchmarks.md) rather than 70% of the target. Raise it
-    # to 1.4x (70% of 2.0x) once the compiled request path lands.
-    Guard("xhr-polling", target=2.0, threshold=1.42, why="70% of the measured 2.03x"),
-    # Target 5x (no regression below it); 70% of the target.
+    # Target 2.0x (issue 12), and until the compiled request path lands the threshold is
+    # 70% of the ratio measured NOW rather than 70% of the target: 5 guard runs on the
+    # 2-core VM on 2026-12-07 (fastsockjs at 1fc3b6f) gave medians of 2.35, 2.13, 2.21
+    # and 1.97x (a 5th run was too contended to decide), 2.17x in the middle -> 1.52x.
+    # (This harness polls with 1 request in flight per session; issue 12's 1.24x came
+    # from another harness.) Once the compiled request path lands and the ratio passes
+    # 2.0x with margin, set it to 70% of whatever is measured then, never below 1.4x.
+    Guard("xhr-polling", target=2.0, threshold=1.52, why="70% of the measured 2.17x"),
+    # Target 5x (issue 12: no regression below it); 70% of the target. Measured 5.7-6.1x.
     Guard("echo-100", target=5.0, threshold=3.5, why="70% of the 5x target"),
 )
 
@@ -59,7 +75,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    p.add_argument(
+        "--rounds", type=int, default=5, help="clean rounds wanted per scenario (default 5)"
+    )
+    p.add_argument(
+        "--max-rounds",
+        type=int,
+        default=9,
+        help="rounds at most, while clean ones are missing and the budget lasts (default 9)",
+    )
     p.add_argument("--warmup", type=float, default=0.5, help="seconds before measuring")
     p.add_argument("--duration", type=float, default=1.5, help="seconds measured per run")
     p.add_argument(
@@ -105,11 +129,40 @@ def disturbance(result: dict[str, Any]) -> float:
     return max([w / window for w in waits if w is not None and w >= 0] or [0.0])
 
 
-def _one(sc: Scenario, spec: Any, timing: runner.Timing, retries: int) -> dict[str, Any]:
+def _busy_share(interval: float = 0.3) -> float:
+    """How busy the machine's CPUs are (0-1, all of them) over ``interval`` seconds, from
+    /proc/stat: between runs nothing of ours runs, so this is other processes' load."""
+
+    def read() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+        return sum(v) - v[3] - v[4], sum(v)
+
+    b0, t0 = read()
+    time.sleep(interval)
+    b1, t1 = read()
+    return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def wait_quiet(deadline: float, quiet: float = QUIET) -> float:
+    """Wait (until ``deadline``, monotonic) for the machine to be quiet; the last share."""
+    share = _busy_share()
+    while share > quiet and time.monotonic() < deadline:
+        time.sleep(1.0)
+        share = _busy_share()
+    return share
+
+
+def _one(
+    sc: Scenario, spec: Any, timing: runner.Timing, retries: int, wait_until: float
+) -> dict[str, Any]:
     """One run, repeated (up to ``retries`` times) while the server or the generator
-    waited for its CPU more than 5% of the window; the least disturbed attempt counts."""
+    waited for its CPU more than 5% of the window; the least disturbed attempt counts.
+    Each attempt first waits (until ``wait_until`` at most) for the machine to be quiet."""
+    wait_quiet(wait_until)
     attempts = [runner.one_run(sc, spec, timing)]
     while disturbance(attempts[-1]) > runner.CONTENDED and len(attempts) <= retries:
+        wait_quiet(wait_until)
         attempts.append(runner.one_run(sc, spec, timing))
     best = min(attempts, key=lambda r: (not r.get("ok"), disturbance(r)))
     best["attempts"] = len(attempts)
@@ -140,9 +193,12 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     ratios: dict[str, list[float]] = {g.scenario: [] for g in THRESHOLDS}
+    clean: dict[str, list[float]] = {g.scenario: [] for g in THRESHOLDS}
     runs: list[dict[str, Any]] = []
     round_s: list[float] = []
-    for rnd in range(args.rounds):
+    for rnd in range(max(args.max_rounds, args.rounds)):
+        if rnd >= args.rounds and all(len(v) >= args.rounds for v in clean.values()):
+            break
         left = args.budget - (time.monotonic() - t0)
         if rnd >= 3 and round_s and left < 1.2 * max(round_s):
             print(f"guard: stopping after {rnd} rounds ({left:.0f}s of the budget left)")
@@ -153,7 +209,14 @@ def main(argv: list[str] | None = None) -> int:
             got: dict[str, float | None] = {}
             for spec in order:
                 spent = time.monotonic() - t0
-                res = _one(sc, spec, timing, args.retries if spent < args.budget / 2 else 0)
+                res = _one(
+                    sc,
+                    spec,
+                    timing,
+                    args.retries if spent < args.budget / 2 else 0,
+                    # waiting for quiet may use up to half of what is left
+                    time.monotonic() + max(0.0, (args.budget - spent) / 2 - 10),
+                )
                 got[spec.name] = _ratio_value(sc, res)
                 runs.append({"round": rnd, "scenario": sc.name, "server": spec.name, "result": res})
                 if not res.get("ok"):
@@ -163,10 +226,12 @@ def main(argv: list[str] | None = None) -> int:
                         flush=True,
                     )
             a, b = got.get("fastsockjs"), got.get("sockjs-node")
+            dist = max(r["result"].get("disturbance", 1.0) for r in runs[-len(order) :])
             if a is not None and b:
                 ratios[sc.name].append(a / b)
+                if dist <= CLEAN:
+                    clean[sc.name].append(a / b)
             label = sc.ratio_metrics[0].label
-            dist = max(r["result"].get("disturbance", 1.0) for r in runs[-len(order) :])
             tries = sum(r["result"].get("attempts", 1) for r in runs[-len(order) :])
             print(
                 f"  round {rnd + 1}: {sc.name:<12} fastsockjs {a or 0:>10,.0f} {label}  "
@@ -180,18 +245,28 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     report: list[dict[str, Any]] = []
     for g in THRESHOLDS:
-        vals = ratios[g.scenario]
+        # Only clean rounds decide. Under heavy contention the ratios drift either way
+        # (measured: echo-100 fell from 5.7x to 2.6x when other jobs took 70% of the
+        # CPUs), so too few clean rounds is no verdict: INCONCLUSIVE, status 2.
+        vals = clean[g.scenario]
         if len(vals) < 3:
-            print(f"GUARD {g.scenario:<12} ERROR: only {len(vals)} usable rounds (need 3)")
+            every = ratios[g.scenario]
+            print(
+                f"GUARD {g.scenario:<12} INCONCLUSIVE: {len(vals)} clean rounds of "
+                f"{len(every)} (need 3): other processes kept the CPUs busy"
+                + (f" (median of all rounds {statistics.median(every):.2f}x)" if every else ""),
+                flush=True,
+            )
             status = max(status, 2)
             continue
+        which = "clean"
         med = statistics.median(vals)
         ok = med >= g.threshold
         status = max(status, 0 if ok else 1)
         print(
             f"GUARD {g.scenario:<12} ratio {med:5.2f}x  threshold {g.threshold:.2f}x  "
-            f"(target {g.target:.1f}x; rounds {min(vals):.2f}-{max(vals):.2f}x, n={len(vals)})  "
-            f"{'PASS' if ok else 'FAIL'}",
+            f"{'PASS' if ok else 'FAIL'}  (target {g.target:.1f}x; median of {len(vals)} "
+            f"{which} rounds, {min(vals):.2f}-{max(vals):.2f}x)",
             flush=True,
         )
         report.append(
@@ -199,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
                 "scenario": g.scenario,
                 "median": med,
                 "per_round": vals,
+                "all_rounds": ratios[g.scenario],
+                "clean_rounds": clean[g.scenario],
                 "threshold": g.threshold,
                 "target": g.target,
                 "pass": ok,

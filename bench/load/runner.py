@@ -192,7 +192,9 @@ def profile_run(
     out_dir: Path,
     native: bool = False,
 ) -> dict[str, Any]:
-    """One run with the server profiled: cProfile inside it, or py-spy sampling it."""
+    """One run with the server profiled: cProfile inside it, or py-spy (``native``: with
+    the C frames) or ``perf record -g`` sampling it from outside. The samplers start
+    before the load and stop after it (warm-up and connect included)."""
     import shutil
 
     server_cpus, gen_cpus = cores()
@@ -206,6 +208,29 @@ def profile_run(
         finally:
             server.stop()
         return {"result": result, "file": prof}
+    if tool == "perf":
+        perf = shutil.which("perf")
+        if not perf:
+            raise SystemExit("bench.load: perf is not installed (apt-get install linux-perf)")
+        data = out_dir / f"perf-{scenario.name}-{stamp}.data"
+        server = ServerProcess(spec, server_cpus)
+        try:
+            sampler = subprocess.Popen(
+                [perf, "record", "-F", "1999", "-g", "-p", str(server.pid), "-o", str(data)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=_pin(gen_cpus),
+            )
+            time.sleep(0.5)
+            result = run_loadgen(scenario, server, timing, gen_cpus)
+            sampler.send_signal(signal.SIGINT)
+            try:
+                sampler.wait(30)
+            except subprocess.TimeoutExpired:
+                sampler.kill()
+        finally:
+            server.stop()
+        return {"result": result, "file": data}
     pyspy = shutil.which("py-spy")
     if not pyspy:
         raise SystemExit("bench.load: py-spy is not installed (pip install py-spy)")
@@ -219,7 +244,7 @@ def profile_run(
                 "-p",
                 str(server.pid),
                 "-r",
-                "250",
+                "1000" if native else "250",
                 "-f",
                 "raw",
                 "-o",
