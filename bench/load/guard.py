@@ -89,7 +89,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--budget",
         type=float,
-        default=170.0,
+        default=160.0,
         help="seconds for the whole guard; rounds that would overrun it are dropped "
         "(at least 3 are always run)",
     )

@@ -28,7 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.load import prepare, runner
+from bench.load import guard, prepare, runner
 from bench.load.prepare import BENCH, log
 from bench.load.scenarios import SERVERS, build_scenarios
 
@@ -53,6 +53,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rate", type=int, default=10_000, help="messages per second (default 10000)")
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--duration", type=float, default=2.5)
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=20.0,
+        help="seconds to wait at most before a run for other processes to calm down",
+    )
     p.add_argument("--output", type=Path, default=BENCH / "results")
     return p.parse_args(argv)
 
@@ -111,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     for rnd in range(args.runs):
         shift = rnd % len(specs)
         for spec in specs[shift:] + specs[:shift]:
+            busy = guard.wait_quiet(time.monotonic() + args.quiet_wait)
             server = runner.ServerProcess(spec, server_cpus)
             try:
                 res = runner.run_loadgen(sc, server, timing, gen_cpus)
@@ -121,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
                 if line.startswith("GCSTATS "):
                     gcs = json.loads(line[len("GCSTATS ") :])
             res.pop("stderr", None)
-            runs.append({"round": rnd, "server": spec.name, "result": res, "gc": gcs})
+            runs.append(
+                {"round": rnd, "server": spec.name, "result": res, "gc": gcs, "busy_before": busy}
+            )
             lat = res.get("lat_ms", {})
             log(
                 f"[{rnd + 1:2}/{args.runs}] {spec.name:<26} "
