@@ -6,7 +6,8 @@ from fastsockjs.frames import speedups_enabled
 from fastsockjs.options import Options, OptionsError
 from fastsockjs.protocol.http import Request
 from fastsockjs.protocol.session import ReadyState
-from fastsockjs.server import Server, new_event_loop, run, serve
+from fastsockjs.runner import new_event_loop, run, serve
+from fastsockjs.server import Server
 
 __version__ = "0.1.0"
 

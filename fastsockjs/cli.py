@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import logging
 import os
@@ -13,9 +14,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from fastsockjs import apps, workers
+from fastsockjs import apps, haproxy, logconfig, runner, workers
 from fastsockjs.aio.listener import Response
-from fastsockjs.broker import ENV_BROKER, Broker, MemoryBroker, default_broker, make_broker
+from fastsockjs.broker import Broker, MemoryBroker, make_broker
 from fastsockjs.chat import rules
 from fastsockjs.options import DEFAULT_SOCKJS_URL, SOCKJS_CLIENT_VERSION, TRANSPORTS
 from fastsockjs.protocol.http import Request
@@ -246,14 +247,18 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_target(target: str) -> list[Server]:
+def load_target(target: str, broker: Broker | None = None) -> list[Server]:
+    """The Servers ``package.module:factory`` gives: a Server, a list of them, or a
+    factory of either; a factory taking a ``broker`` keyword gets the command
+    line's ``--broker``."""
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
         raise SystemExit("fastsockjs run: target must look like package.module:factory")
     sys.path.insert(0, os.getcwd())
     obj: Any = getattr(importlib.import_module(module_name), attr)
     if callable(obj) and not isinstance(obj, Server):
-        obj = obj()
+        wants_broker = "broker" in inspect.signature(obj).parameters
+        obj = obj(broker=broker) if wants_broker and broker is not None else obj()
     servers = [obj] if isinstance(obj, Server) else list(obj)
     if not servers or not all(isinstance(s, Server) for s in servers):
         raise SystemExit(f"fastsockjs run: {target} did not give Server objects")
@@ -265,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
     if args.command == "haproxy-config":
         try:
-            text = workers.haproxy_config(
+            text = haproxy.haproxy_config(
                 args.workers, args.port, args.listen_port, args.prefix or ["/chat"],
                 host=args.host, listen_host=args.listen_host,
                 check_interval=args.check_interval, heartbeat_delay=args.heartbeat_delay,
@@ -274,10 +279,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise SystemExit(f"fastsockjs haproxy-config: {exc}") from None
         sys.stdout.write(text)
         return
-    if args.broker:
-        os.environ[ENV_BROKER] = args.broker
     try:
-        make_broker(args.broker)  # refuse a bad URL here, not in every worker
+        broker = make_broker(args.broker)  # a bad URL is refused here, not in every worker
     except (ValueError, ImportError) as exc:
         raise SystemExit(f"fastsockjs: --broker: {exc}") from None
     if args.workers < 1:
@@ -285,15 +288,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.workers > 1:
         _supervise(args, argv)
         return
-    workers.configure_logging(args.log_level)
-    broker = default_broker()
+    logconfig.configure_logging(args.log_level)
     sockjs_url, files = _client_setup(args)
     servers = build_servers(args, sockjs_url, files, broker)
     if args.reuse_port:
         problem = workers.reuse_port_problem(servers)
         if problem:
             raise SystemExit("fastsockjs: " + problem)
-    workers.run_worker(
+    runner.run(
         *servers,
         host=args.host,
         port=args.port,
@@ -329,11 +331,11 @@ def build_servers(
         files["/"] = ("text/html; charset=UTF-8", page.encode("utf-8"))
         return [apps.chat(prefix=args.prefix, broker=broker, rate=args.rate,
                           max_text=args.max_text, history_length=args.history, **extra)]
-    return load_target(args.target)
+    return load_target(args.target, broker)
 
 
 def _supervise(args: argparse.Namespace, argv: list[str]) -> None:
-    workers.configure_logging(args.log_level, label="supervisor")
+    logconfig.configure_logging(args.log_level, label="supervisor")
     if args.port == 0:
         raise SystemExit("fastsockjs: --workers needs an explicit --port (not 0)")
     if args.reuse_port:

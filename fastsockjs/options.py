@@ -32,20 +32,6 @@ TRANSPORTS = (
     "jsonp-polling",
 )
 
-# Which SockJS transports use each session endpoint (an endpoint is enabled
-# while any of its transports is).
-ENDPOINT_TRANSPORTS: dict[str, tuple[str, ...]] = {
-    "xhr": ("xhr-polling",),
-    "xhr_send": ("xhr-polling", "xhr-streaming", "eventsource", "htmlfile"),
-    "xhr_streaming": ("xhr-streaming",),
-    "eventsource": ("eventsource",),
-    "htmlfile": ("htmlfile",),
-    "jsonp": ("jsonp-polling",),
-    "jsonp_send": ("jsonp-polling",),
-    "websocket": ("websocket",),
-    "raw_websocket": ("websocket-raw",),
-}
-
 _MAX_DELAY = 3600.0
 _PREFIX_RE = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*")
 
@@ -87,9 +73,6 @@ class Options:
     ws_ping_interval: float | None = 25.0
     ws_ping_timeout: float = 20.0
     logger: logging.Logger | None = None
-    #: Derived: the endpoints (xhr, xhr_send, ..., raw_websocket) these options
-    #: enable, computed once because routing asks on every request.
-    enabled_endpoints: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.prefix, str) or (
@@ -146,15 +129,6 @@ class Options:
             or not all(isinstance(o, str) and o for o in self.allowed_origins)
         ):
             raise OptionsError("allowed_origins must be a list of origin strings")
-        object.__setattr__(
-            self,
-            "enabled_endpoints",
-            frozenset(
-                name
-                for name, users in ENDPOINT_TRANSPORTS.items()
-                if any(self.enabled(t) for t in users)
-            ),
-        )
 
     def origin_allowed(self, origin: str | None) -> bool:
         """Whether a request with this Origin header may be served (none: yes)."""

@@ -127,22 +127,6 @@ def request_target(
     return target, None
 
 
-def _date_cache() -> Any:
-    last = [0, ""]
-
-    def http_date() -> str:
-        now = int(time.time())
-        if now != last[0]:
-            last[0] = now
-            last[1] = formatdate(now, usegmt=True)
-        return str(last[1])
-
-    return http_date
-
-
-http_date = _date_cache()
-
-
 def head(
     status: int,
     headers: Iterable[tuple[str, str]],
@@ -219,6 +203,23 @@ def jsessionid_header(request: Request, jsessionid: Any, out: Headers) -> None:
     if not _JSESSIONID_RE.fullmatch(jsid):
         jsid = "dummy"
     out.append(("Set-Cookie", f"JSESSIONID={jsid}; path=/"))
+
+
+def error_response(err: HttpError) -> tuple[int, Headers, bytes]:
+    """Status, headers and body of the answer to ``err`` (both hosts send this)."""
+    if err.status == 405:
+        # The protocol wants a bare 405: no body, no content type.
+        return 405, list(err.headers), b""
+    return err.status, [("Content-Type", TEXT_PLAIN), *err.headers], err.message.encode("utf-8")
+
+
+ACCESS_FORMAT = "%s - %s %s HTTP/%s %d %.1fms%s"
+
+
+def log_access(logger: Any, request: Request, status: int, ms: float, note: str = "") -> None:
+    """One access-log line (both hosts write the same); callers check the level."""
+    logger.info(ACCESS_FORMAT, request.remote[0], request.method, request.url, request.version,
+                status, ms, note)
 
 
 class HttpError(Exception):

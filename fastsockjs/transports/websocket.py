@@ -13,7 +13,7 @@ from fastsockjs.protocol.http import HttpError, Request
 from fastsockjs.protocol.routing import Route
 from fastsockjs.protocol.session import OUTBOX_FULL, Drainable, ReadyState, Session
 from fastsockjs.protocol.websocket import CLOSE_UNSUPPORTED, check_handshake
-from fastsockjs.transports.base import Endpoint, Exchange
+from fastsockjs.transports.base import Endpoint, Exchange, RouteSpec
 
 BROKEN_FRAMING = (3000, "Broken framing.")
 
@@ -89,7 +89,7 @@ class WebSocketReceiver:
         if self.done:
             return
         ws = self.ws
-        codec = getattr(ws, "codec", None)  # (SockJSApp's WebSockets send text)
+        codec = ws.codec  # None where the host's WebSocket only sends text (ASGI)
         session = self.session
         if len(quoted) == 1 and codec is not None and session is not None:
             # A broadcast hands every session the same quoted object: the WebSocket
@@ -121,9 +121,8 @@ class WebSocketReceiver:
     def fail(self, code: int, reason: str) -> None:
         """Close the session with ``c[code,reason]`` and drop the connection."""
         session = self.session
-        if session is not None and session.state is ReadyState.OPEN:
-            session.close_frame = frames.close_frame(code, reason)
-            session.state = ReadyState.CLOSING
+        if session is not None:
+            session.fail(code, reason)
         if not self.done:
             self.ws.send_text(frames.close_frame(code, reason))
             self.done = True
@@ -157,22 +156,19 @@ class RawSession(Drainable):
     __slots__ = ("host", "state", "connection", "ws", "request", "__weakref__")
 
     def __init__(self, host: Any, request: Request) -> None:
-        from fastsockjs.connection import Connection
-
         self.host = host
         self.state = ReadyState.CONNECTING
         self.request = request
         self.ws: Any = None
         self._waiters: list[Any] | None = None
-        self.connection = Connection(self)
-        self.connection._spawn = host.spawn
+        self.connection = host.new_connection(self)
 
     # WebSocket application interface
     def on_open(self, ws: Any) -> None:
         self.ws = ws
         self.state = ReadyState.OPEN
         self.host.raw_opened(self)
-        self.connection._fill(self.request, "websocket-raw", self.host.prefix)
+        self.connection.fill(self.request, "websocket-raw", self.host.prefix)
         self.host.opened(self.connection)
 
     def on_text(self, text: str) -> None:
@@ -194,6 +190,14 @@ class RawSession(Drainable):
         self.connection.remove_all_listeners()
 
     # Connection interface
+    def write_quoted(self, quoted: str, text: str) -> bool:
+        return self.send(text)  # raw sessions send plain text
+
+    @property
+    def queued_bytes(self) -> int:
+        ws = self.ws
+        return int(ws.buffered) if ws is not None else 0
+
     def send(self, message: str) -> bool:
         if self.state is not ReadyState.OPEN:
             return False
@@ -241,4 +245,9 @@ def raw_websocket(endpoint: Endpoint, request: Request, exchange: Exchange, rout
     )
 
 
-__all__ = ["sockjs_websocket", "raw_websocket", "WebSocketReceiver", "RawSession"]
+ROUTES = (
+    RouteSpec("websocket", sockjs_websocket, ("GET",), ("websocket",)),
+    RouteSpec("raw_websocket", raw_websocket, ("GET",), ("websocket-raw",), session=False),
+)
+
+__all__ = ["ROUTES", "RawSession", "WebSocketReceiver", "raw_websocket", "sockjs_websocket"]
