@@ -154,6 +154,11 @@ class Connection(EventEmitter):
             _log.exception("the receive loop failed")
             self._finish(ConnectionLost(CLOSE_LOST, f"internal error: {exc!r}"))
 
+    def receive_heartbeat(self) -> None:
+        """An ``h`` frame, or a WebSocket ping (sockjs-node's heartbeat there)."""
+        self.heartbeats += 1
+        self.emit("heartbeat")
+
     async def receive_frames(self, texts: Iterable[str]) -> bool:
         """Called by the transport with frames after the open one; True once the
         session is over (a close frame). Waits while the receive queue is full."""
@@ -163,8 +168,7 @@ class Connection(EventEmitter):
             if kind == protocol.MESSAGES:
                 await self._deliver(frame.messages)
             elif kind == protocol.HEARTBEAT:
-                self.heartbeats += 1
-                self.emit("heartbeat")
+                self.receive_heartbeat()
             elif kind == protocol.CLOSE:
                 self._finish(ConnectionClosed(frame.code, frame.reason))
                 return True

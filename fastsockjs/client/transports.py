@@ -137,6 +137,8 @@ class WebSocketTransport:
             elif kind == ws.PING:
                 assert self._link is not None
                 self._link.writer.write(self.codec.pong(value))
+                # sockjs-node (0.3.20 on) heartbeats a WebSocket with pings, not "h".
+                self.conn.receive_heartbeat()
             elif kind == ws.CLOSE:
                 # A close with no SockJS close frame before it: sockjs-client's 1006.
                 # Frames that came with it are handed on first (one holds the close).
