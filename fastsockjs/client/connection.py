@@ -302,7 +302,7 @@ class Connection(EventEmitter):
             self._outbox_drained.set()
 
     # -- closing ------------------------------------------------------------------------
-    def _finish(self, exc: ConnectionClosed) -> None:
+    def _finish(self, exc: ConnectionClosed, close_timeout: float = 2.0) -> None:
         """The session is over: record why, wake every waiter, stop the tasks."""
         if self._closed is not None:
             return
@@ -317,13 +317,15 @@ class Connection(EventEmitter):
             if task is not current and not task.done():
                 task.cancel()
         if self._transport is not None:
-            # Tear the transport down in the background (a WebSocket says goodbye).
-            self._start_task(self._teardown(self._transport))
+            # Tear the transport down in the background: a WebSocket waits a little
+            # for the server's close after a clean close, not after a failure.
+            graceful = type(exc) is ConnectionClosed
+            self._start_task(self._teardown(self._transport, graceful, close_timeout))
         self.emit("close")
 
-    async def _teardown(self, transport: Transport) -> None:
+    async def _teardown(self, transport: Transport, graceful: bool, timeout: float) -> None:
         with contextlib.suppress(Exception):
-            await transport.close(2.0)
+            await transport.close(timeout if graceful else 0.0)
         with contextlib.suppress(Exception):
             await self._http.aclose()
 
@@ -341,7 +343,7 @@ class Connection(EventEmitter):
             await self._wait_tasks(timeout)
             return
         self._client_closed = True
-        self._finish(ConnectionClosed(code, reason))
+        self._finish(ConnectionClosed(code, reason), min(timeout, 2.0))
         await self._wait_tasks(timeout)
 
     async def _wait_tasks(self, timeout: float) -> None:

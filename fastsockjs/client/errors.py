@@ -37,10 +37,16 @@ class ConnectionLost(ConnectionClosed):
     network failed, a response ended early (early EOF), the server answered 404
     for the session, or it opened the session a second time (it lost it)."""
 
+    def __str__(self) -> str:
+        return f"SockJS session lost: {self.reason}"
+
 
 class ProtocolError(ConnectionClosed):
     """The server broke the protocol (code 1002): a malformed frame, a wrong
     content type or status, an invalid WebSocket handshake or frame."""
+
+    def __str__(self) -> str:
+        return f"SockJS protocol error: {self.reason}"
 
 
 CLOSE_NORMAL = 1000

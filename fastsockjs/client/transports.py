@@ -141,14 +141,16 @@ class WebSocketTransport:
                 self.conn.receive_heartbeat()
             elif kind == ws.CLOSE:
                 # A close with no SockJS close frame before it: sockjs-client's 1006.
-                # Frames that came with it are handed on first (one holds the close).
-                self._ws_close = lost(
+                error: ConnectionClosed = lost(
                     f"WebSocket connection broken (closed {value[0]} {value[1]!r})"
                 )
-                if not texts:
-                    raise self._ws_close
             else:
-                raise ProtocolError(CLOSE_PROTOCOL_ERROR, str(value))
+                error = ProtocolError(CLOSE_PROTOCOL_ERROR, str(value))
+            if kind in (ws.CLOSE, ws.FAIL):
+                # Frames that came before it are handed on first (one may be the close).
+                self._ws_close = error
+                if not texts:
+                    raise error
         return texts
 
     async def run(self) -> None:
@@ -179,8 +181,8 @@ class WebSocketTransport:
             return
         self._closing = True
         with contextlib.suppress(Exception):
+            link.writer.write(self.codec.close(1000 if timeout else 1002, ""))
             async with asyncio.timeout(timeout):
-                link.writer.write(self.codec.close(1000, ""))
                 await link.writer.drain()
                 # Wait for the server's close (or EOF) rather than cut it short.
                 while not self.codec.failed:
