@@ -71,6 +71,8 @@ class Response:
         self.headers_done = False
         self.complete = False
         self.upgraded = False
+        self.keep_alive = False
+        self.parser: httptools.HttpResponseParser | None = None
         self._pieces: list[bytes] = []
 
     def header(self, name: str) -> str | None:
@@ -89,6 +91,9 @@ class Response:
 
     def on_headers_complete(self) -> None:
         self.headers_done = True
+        # Asked now: once a chunked message is complete, llhttp answers for the next one.
+        assert self.parser is not None
+        self.keep_alive = self.parser.should_keep_alive()
 
     def on_body(self, body: bytes) -> None:
         self._pieces.append(body)
@@ -149,7 +154,7 @@ class HttpConnection:
             lines.append(f"Content-Length: {len(body)}")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         response = Response(self)
-        self._parser = httptools.HttpResponseParser(response)
+        self._parser = response.parser = httptools.HttpResponseParser(response)
         try:
             async with asyncio.timeout(timeout):
                 self.writer.write(head + body if len(body) < 65536 else head)
@@ -208,8 +213,8 @@ class HttpConnection:
         if (
             response.complete
             and not response.upgraded
+            and response.keep_alive
             and self._parser is not None
-            and self._parser.should_keep_alive()
             and not self.writer.is_closing()
         ):
             self._parser = None

@@ -257,3 +257,40 @@ async def test_recv_timeout(hostile: Callable[[Script], Awaitable[str]]) -> None
         assert not conn.closed
         # This server never answers a close: close() still ends within its timeout.
         await conn.close(timeout=0.2)
+
+
+async def test_keep_alive_over_chunked_polls() -> None:
+    """Chunked poll responses and 204 sends reuse their connections (llhttp's
+    keep-alive flag must be read at the head, not after the chunked body)."""
+    connections = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        polls = 0
+        while (req := await _read_request(reader)) is not None:
+            path = req[0]
+            if path.endswith("/info"):
+                writer.write(response(200, INFO, "application/json"))
+            elif path.endswith("/xhr_send"):
+                writer.write(b"HTTP/1.1 204 No Content\r\nContent-Type: text/plain\r\n\r\n")
+            else:
+                polls += 1
+                frame = b"o\n" if polls == 1 else b'a["%d"]\n' % polls
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: " + JS.encode()
+                    + b"\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(frame), frame)
+                )
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/svc"
+        async with connect(url, ["xhr-polling"]) as conn:
+            for i in range(2, 12):
+                assert await conn.recv(timeout=5) == str(i)
+            await conn.send("x")
+            await conn.flush(timeout=5)
+        # /info's connection carries the polls; xhr_send has its own.
+        assert len(connections) <= 2
+    finally:
+        server.close()
