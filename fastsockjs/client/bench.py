@@ -36,6 +36,7 @@ class Plan:
     transport: str = "websocket"
     sessions: int = 10
     duration: float = 10.0
+    warmup: float = 0.0  # seconds of load before the measured window
     window: int = 1
     rate: float | None = None  # messages/s in all: open loop
     size: int = 32
@@ -86,6 +87,7 @@ class Result:
             "sessions": plan.sessions,
             "sessions_opened": self.sessions,
             "duration": plan.duration,
+            "warmup": plan.warmup,
             "mode": "open" if plan.rate else "closed",
             "window": None if plan.rate else plan.window,
             "rate": plan.rate,
@@ -131,7 +133,8 @@ async def run_sessions(
         return result
     per_session_rate = plan.rate / (plan.sessions or 1) if plan.rate else None
     started = time.monotonic_ns()
-    deadline = started + int(plan.duration * 1e9)
+    measured = started + int(plan.warmup * 1e9)
+    deadline = measured + int(plan.duration * 1e9)
     last = [0, 0]
 
     async def receive(conn: Any) -> None:
@@ -143,15 +146,19 @@ async def run_sessions(
                 return
             now = time.monotonic_ns()
             with contextlib.suppress(ValueError):
-                result.record(now - int(message.split(" ", 1)[0]))
-            result.received += 1
+                stamp = int(message.split(" ", 1)[0])
+                # Only messages sent inside the measured window count.
+                if stamp >= measured:
+                    result.record(now - stamp)
+                    result.received += 1
             if per_session_rate is None and now < deadline:
                 await send(conn, now)
 
     async def send(conn: Any, stamp: int) -> None:
         try:
             await conn.send(_payload(stamp, plan.size))
-            result.sent += 1
+            if stamp >= measured:
+                result.sent += 1
         except SockJSError:
             result.errors += 1
 
@@ -187,8 +194,8 @@ async def run_sessions(
             asyncio.ensure_future(scheduled(c, i / len(conns))) for i, c in enumerate(conns)
         ]
     reporter = asyncio.ensure_future(report())
-    await asyncio.sleep(plan.duration)
-    result.seconds = (time.monotonic_ns() - started) / 1e9
+    await asyncio.sleep(plan.warmup + plan.duration)
+    result.seconds = (time.monotonic_ns() - measured) / 1e9
     # Replies still in flight get two seconds to come back; they are not counted in msgs/s time.
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 2.5)
@@ -229,7 +236,7 @@ def run(plan: Plan, progress_out: Any = sys.stderr) -> Result:
     second: dict[str, int] = {"sent": 0, "received": 0}
     started = time.monotonic()
     last_line = started
-    wait_until = started + plan.duration + plan.connect_timeout + 30
+    wait_until = started + plan.warmup + plan.duration + plan.connect_timeout + 30
     try:
         while results < len(procs):
             try:
@@ -272,7 +279,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("url", help="a SockJS echo service, e.g. http://127.0.0.1:8081/echo")
     p.add_argument("--transport", choices=TRANSPORTS, default="websocket")
     p.add_argument("--sessions", "-n", type=int, default=10, help="sessions (default 10)")
-    p.add_argument("--duration", "-d", type=float, default=10.0, help="seconds (default 10)")
+    p.add_argument(
+        "--duration", "-d", type=float, default=10.0, help="measured seconds (default 10)"
+    )
+    p.add_argument(
+        "--warmup", type=float, default=1.0,
+        help="seconds of load before the measurement starts (default 1)",
+    )
     group = p.add_mutually_exclusive_group()
     group.add_argument(
         "--window", type=int, default=1,
@@ -293,11 +306,15 @@ def main(args: argparse.Namespace) -> int:
     processes = (
         auto_processes(args.sessions) if args.processes == "auto" else int(args.processes)
     )
-    if args.sessions < 1 or processes < 1 or args.window < 1 or args.duration <= 0:
+    if (
+        args.sessions < 1 or processes < 1 or args.window < 1 or args.duration <= 0
+        or args.warmup < 0
+    ):
         raise SystemExit("fastsockjs bench: sessions, processes, window and duration must be > 0")
     plan = Plan(
         url=args.url, transport=args.transport, sessions=args.sessions,
-        duration=args.duration, window=args.window, rate=args.rate, size=args.size,
+        duration=args.duration, warmup=args.warmup, window=args.window, rate=args.rate,
+        size=args.size,
         processes=min(processes, args.sessions),
     )
     result = run(plan)

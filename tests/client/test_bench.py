@@ -22,7 +22,9 @@ from tests.helpers import ServerThread
 @pytest.mark.parametrize("rate", [None, 200.0])
 async def test_run_sessions(transport: str, rate: float | None) -> None:
     async with serve(apps.echo(prefix="/echo")) as url:
-        plan = Plan(url + "/echo", transport, sessions=4, duration=0.5, window=2, rate=rate)
+        plan = Plan(
+            url + "/echo", transport, sessions=4, duration=0.5, warmup=0.2, window=2, rate=rate
+        )
         result = await run_sessions(plan, 4)
     assert result.sessions == 4 and result.errors == 0
     assert result.sent == result.received > 0
