@@ -244,6 +244,11 @@ def parser() -> argparse.ArgumentParser:
         "--heartbeat-delay", type=float, default=25.0, metavar="SECONDS",
         help="the servers' heartbeat_delay (default 25): timeouts stay above twice it",
     )
+    from fastsockjs.client import bench
+
+    bench.add_arguments(
+        sub.add_parser("bench", help="load a SockJS echo service (any server) and measure it")
+    )
     return p
 
 
@@ -268,6 +273,10 @@ def load_target(target: str, broker: Broker | None = None) -> list[Server]:
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
+    if args.command == "bench":
+        from fastsockjs.client import bench
+
+        raise SystemExit(bench.main(args))
     if args.command == "haproxy-config":
         try:
             text = haproxy.haproxy_config(

@@ -65,6 +65,13 @@ class Server(EventEmitter):
         if self._spawn is None:
             self.set_spawner(spawn)
 
+    def detached(self, mount: MountedAt) -> None:
+        """Forget ``mount`` (its host has stopped), so the Server can be mounted
+        on another host, on another event loop."""
+        self.endpoints[:] = [m for m in self.endpoints if m is not mount]
+        if not self.endpoints:
+            self._spawn = None
+
     def stats(self) -> dict[str, Any]:
         """Sessions by transport, opened/closed totals, messages and bytes in and
         out, queued bytes, drops and refusals by reason: summed over every mount."""
