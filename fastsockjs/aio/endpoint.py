@@ -18,6 +18,7 @@ from fastsockjs.protocol.http import (
     no_cache,
 )
 from fastsockjs.protocol.session import Session
+from fastsockjs.protocol.websocket import PerMessageDeflate
 from fastsockjs.transports.info import iframe_page
 
 if TYPE_CHECKING:
@@ -45,8 +46,11 @@ class Endpoint:
         # WebSocket sessions (SockJS-framed and raw) have no id: kept for shutdown.
         self.ws_live: set[Any] = set()
         # The WebSocket frame last built for one message, for a broadcast's
-        # sessions to share: (quoted message, codec type, frame bytes).
+        # sessions to share: (quoted message, codec frame_key, frame bytes).
         self.frame_cache: tuple[Any, Any, bytes] = (None, None, b"")
+        # permessage-deflate offers are negotiated here (None: compression off).
+        compression = options.ws_compression
+        self.ws_deflate = PerMessageDeflate(compression) if compression is not None else None
         # Counters for stats() (plain ints: incremented on hot paths).
         # Socket bytes of this mount's requests and WebSockets (native server only).
         self.bytes_in = 0

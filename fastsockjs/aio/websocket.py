@@ -51,6 +51,11 @@ class WebSocket:
     ) -> None:
         self.proto = proto
         self.transport = proto.transport
+        # permessage-deflate, when the transport agreed to it for this upgrade
+        # (the 101 answer already said so).
+        deflate = getattr(getattr(app, "request", None), "ws_deflate", None)
+        if deflate is not None and type(codec) is wsproto.Codec:
+            codec = wsproto.DeflateCodec(codec.max_size, deflate)
         self.codec = codec
         self.app = app
         self.close_sent = False

@@ -38,6 +38,7 @@ class Request:
         "body",
         "remote",
         "upgrade",
+        "ws_deflate",
         "_params",
     )
 
@@ -63,6 +64,10 @@ class Request:
         self.body = body
         self.remote = remote
         self.upgrade = upgrade
+        # The permessage-deflate parameters the websocket transport agreed to
+        # (protocol.websocket.DeflateParams): the 101 answer and the codec
+        # the I/O layer builds for this upgrade take them from here.
+        self.ws_deflate: Any = None
         self._params: dict[str, list[str]] | None = None
 
     def param(self, name: str) -> str | None:
