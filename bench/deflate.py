@@ -38,7 +38,7 @@ MODES: dict[str, WebSocketCompression | None] = {
 def messages(size: int, count: int, seed: int = 1) -> list[str]:
     """Chat-like JSON: the same keys, varying users, numbers and words."""
     rnd = random.Random(seed)
-    words = "hello there how are you today fine thanks see you later ok lobby".split()
+    words = ["hello", "there", "how", "are", "you", "today", "fine", "thanks", "see", "you", "later", "ok", "lobby"]
     out = []
     for i in range(count):
         items: list[Any] = []
