@@ -3,7 +3,7 @@
 from fastsockjs.aio.listener import Listener
 from fastsockjs.connection import Connection
 from fastsockjs.frames import speedups_enabled
-from fastsockjs.options import Options, OptionsError
+from fastsockjs.options import Options, OptionsError, WebSocketCompression
 from fastsockjs.protocol.http import Request
 from fastsockjs.protocol.session import ReadyState
 from fastsockjs.runner import new_event_loop, run, serve
@@ -19,6 +19,7 @@ __all__ = [
     "ReadyState",
     "Request",
     "Server",
+    "WebSocketCompression",
     "new_event_loop",
     "run",
     "serve",

@@ -193,6 +193,11 @@ def _common(p: argparse.ArgumentParser, port: int, prefix: str | None) -> None:
         help="on SIGTERM/SIGINT, how long sessions get to receive their close frame (default 5)",
     )
     p.add_argument(
+        "--ws-compression", action="store_true",
+        help="negotiate permessage-deflate on WebSocket connections (default off; echo, chat,"
+        " testserver: a run factory sets Server(websocket_compression=...) itself)",
+    )
+    p.add_argument(
         "--transports", type=_transports, default=None, metavar="LIST",
         help="comma-separated transports to enable (default: all), e.g. websocket,websocket-raw"
         " (echo, chat, testserver; a run factory configures its own Servers)",
@@ -328,6 +333,8 @@ def build_servers(
     extra: dict[str, Any] = {}
     if args.transports is not None:
         extra["disabled_transports"] = frozenset(TRANSPORTS) - args.transports
+    if args.ws_compression:
+        extra["websocket_compression"] = True
     if args.command == "testserver":
         return testserver(sockjs_url, broker=broker, **extra)
     extra["sockjs_url"] = sockjs_url

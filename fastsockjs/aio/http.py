@@ -513,7 +513,14 @@ class Exchange:
         if _access.isEnabledFor(logging.INFO):
             self._log(101, " (websocket)")
         proto.clear_deadline()
-        ws = WebSocket(proto, proto.listener.timers, wsproto.Codec(max_size), app, ping)
+        # permessage-deflate when the transport agreed to it (the 101 said so).
+        deflate = request.ws_deflate
+        codec: wsproto.Codec = (
+            wsproto.DeflateCodec(max_size, deflate)
+            if deflate is not None
+            else wsproto.Codec(max_size)
+        )
+        ws = WebSocket(proto, proto.listener.timers, codec, app, ping)
         proto.ws = ws
         ws.start(tail)
         return ws

@@ -23,6 +23,7 @@ from fastsockjs.protocol.http import (
 )
 from fastsockjs.protocol.session import ReadyState, Session, SessionConnection
 from fastsockjs.protocol.timers import TimerQueue
+from fastsockjs.protocol.websocket import PerMessageDeflate
 from fastsockjs.transports import enabled_endpoints
 from fastsockjs.transports.info import iframe_page
 
@@ -52,8 +53,11 @@ class Mount:
         # WebSocket sessions (SockJS-framed and raw) have no id: kept for shutdown.
         self.ws_live: set[Any] = set()
         # The WebSocket frame last built for one message, for a broadcast's
-        # sessions to share: (quoted message, codec type, frame bytes).
+        # sessions to share: (quoted message, codec frame_key, frame bytes).
         self.frame_cache: tuple[Any, Any, bytes] = (None, None, b"")
+        # permessage-deflate offers are negotiated here (None: compression off).
+        compression = options.ws_compression
+        self.ws_deflate = PerMessageDeflate(compression) if compression is not None else None
         # Counters for stats() (plain ints: incremented on hot paths).
         # Socket bytes of this mount's requests and WebSockets (native server only).
         self.bytes_in = 0

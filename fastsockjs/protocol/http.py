@@ -39,6 +39,7 @@ class Request:
         "remote",
         "upgrade",
         "error",
+        "ws_deflate",
         "_params",
     )
 
@@ -67,6 +68,10 @@ class Request:
         #: Set when the request was refused while it was read (413, 400): it is
         #: answered with this, in its turn, and never dispatched.
         self.error: HttpError | None = None
+        # The permessage-deflate parameters the websocket transport agreed to
+        # (protocol.websocket.DeflateParams): the 101 answer and the codec
+        # the I/O layer builds for this upgrade take them from here.
+        self.ws_deflate: Any = None
         self._params: dict[str, list[str]] | None = None
 
     def param(self, name: str) -> str | None:

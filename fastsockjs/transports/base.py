@@ -58,6 +58,9 @@ class Endpoint(Protocol):
 
     options: Options
     prefix: str
+    #: permessage-deflate negotiation (protocol.websocket.PerMessageDeflate), or
+    #: None when ``websocket_compression`` is off.
+    ws_deflate: Any
 
     def session(self, session_id: str) -> Session | None: ...
     def open_session(self, session_id: str) -> Session: ...

@@ -91,17 +91,19 @@ class WebSocketReceiver:
         ws = self.ws
         codec = ws.codec  # None where the host's WebSocket only sends text (ASGI)
         session = self.session
-        if len(quoted) == 1 and codec is not None and session is not None:
+        key = codec.frame_key if codec is not None else None
+        if len(quoted) == 1 and key is not None and codec is not None and session is not None:
             # A broadcast hands every session the same quoted object: the WebSocket
-            # frame is built once, for the first of them, and its bytes reused.
+            # frame is built (and compressed) once, for the first of the sessions
+            # whose codecs build the same bytes, and reused by the others.
             host = session.host
             message = quoted[0]
             cached = host.frame_cache
-            if cached[0] is message and cached[1] is type(codec):
+            if cached[0] is message and cached[1] is key:
                 data = cached[2]
             else:
                 data = codec.text("a[" + message + "]")
-                host.frame_cache = (message, type(codec), data)
+                host.frame_cache = (message, key, data)
             ws.send_encoded(data)
             return
         ws.send_text("a[" + ",".join(quoted) + "]")
@@ -136,6 +138,8 @@ def sockjs_websocket(
     endpoint: Endpoint, request: Request, exchange: Exchange, route: Route
 ) -> None:
     kind = check_handshake(request)
+    if kind == "rfc6455":
+        _negotiate(endpoint, request)
     session = endpoint.new_ws_session()
     exchange.upgrade(
         WebSocketReceiver(session, request),
@@ -143,6 +147,16 @@ def sockjs_websocket(
         hixie76=kind == "hixie76",
         ping=_ping(endpoint),
     )
+
+
+def _negotiate(endpoint: Endpoint, request: Request) -> None:
+    """permessage-deflate, when enabled and offered: the I/O layer's 101 answer
+    and codec take what was agreed from ``request.ws_deflate``."""
+    deflate = endpoint.ws_deflate
+    if deflate is not None:
+        offer = request.headers.get("sec-websocket-extensions")
+        if offer:
+            request.ws_deflate = deflate.negotiate(offer)
 
 
 def _ping(endpoint: Endpoint) -> tuple[float, float] | None:
@@ -238,6 +252,7 @@ class RawSession(Drainable):
 def raw_websocket(endpoint: Endpoint, request: Request, exchange: Exchange, route: Route) -> None:
     if check_handshake(request) == "hixie76":
         raise HttpError(400, "Only supported WebSocket protocol is RFC 6455.")
+    _negotiate(endpoint, request)
     exchange.upgrade(
         RawSession(endpoint.raw_host(), request),
         endpoint.options.max_message_size,
