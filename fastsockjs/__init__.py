@@ -3,10 +3,11 @@
 from fastsockjs.aio.listener import Listener
 from fastsockjs.connection import Connection
 from fastsockjs.frames import speedups_enabled
-from fastsockjs.options import Options, OptionsError
+from fastsockjs.options import Options, OptionsError, WebSocketCompression
 from fastsockjs.protocol.http import Request
 from fastsockjs.protocol.session import ReadyState
-from fastsockjs.server import Server, new_event_loop, run, serve
+from fastsockjs.runner import new_event_loop, run, serve
+from fastsockjs.server import Server
 
 __version__ = "0.1.0"
 
@@ -18,6 +19,7 @@ __all__ = [
     "ReadyState",
     "Request",
     "Server",
+    "WebSocketCompression",
     "new_event_loop",
     "run",
     "serve",

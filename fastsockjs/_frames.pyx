@@ -491,7 +491,7 @@ cdef long long _payload_cap(object max_payload) except? -2:
     return int(max_payload)
 
 
-def parse_frames(buf, Py_ssize_t pos, max_payload, bint require_mask=True):
+def parse_frames(buf, Py_ssize_t pos, max_payload, bint require_mask=True, bint rsv1=False):
     """Parse every complete frame in ``buf[pos:]``.
 
     Returns ``(frames, new_pos, error)``: ``frames`` is a list of
@@ -500,6 +500,10 @@ def parse_frames(buf, Py_ssize_t pos, max_payload, bint require_mask=True):
     protocol violation found at ``new_pos`` (frames before it stay valid).
     A frame whose header announces more than ``max_payload`` bytes is an error
     (1009) as soon as its header is complete, before its payload arrives.
+    With ``rsv1`` (permessage-deflate negotiated, RFC 7692) a frame may have
+    RSV1 set: its opcode is then reported with ``0x40`` added; whether RSV1
+    is allowed on that frame is the caller's to decide. RSV2 and RSV3 are
+    always errors.
     """
     cdef Py_buffer view
     cdef const uint8_t* p
@@ -525,7 +529,7 @@ def parse_frames(buf, Py_ssize_t pos, max_payload, bint require_mask=True):
         while end - pos >= 2:
             b0 = p[pos]
             b1 = p[pos + 1]
-            if b0 & 0x70:
+            if (b0 & 0x70) and ((b0 & 0x30) or not rsv1):
                 err = (1002, "reserved bits set")
                 break
             opcode = b0 & 0x0F
@@ -572,22 +576,24 @@ def parse_frames(buf, Py_ssize_t pos, max_payload, bint require_mask=True):
                                  <Py_ssize_t>length, p + start - 4)
             elif length:
                 memcpy(PyBytes_AS_STRING(payload), p + start, <size_t>length)
-            PyList_Append(frames, (fin, <int>opcode, payload))
+            PyList_Append(frames, (fin, <int>(opcode | (b0 & 0x40)), payload))
             pos = start + <Py_ssize_t>length
     finally:
         PyBuffer_Release(&view)
     return frames, pos, err
 
 
-def build_frame(opcode, payload, fin=True, mask=None):
-    """One RFC 6455 frame; servers send unmasked, clients pass a 4-byte mask."""
+def build_frame(opcode, payload, fin=True, mask=None, rsv1=False):
+    """One RFC 6455 frame; servers send unmasked, clients pass a 4-byte mask.
+    ``rsv1`` marks the first frame of a compressed message (RFC 7692)."""
     cdef Py_buffer pv
     cdef Py_buffer mv
     cdef Py_ssize_t n = len(payload)
     cdef Py_ssize_t hlen, k
     cdef uint8_t head[14]
     cdef uint8_t* o
-    cdef unsigned int b0 = (0x80 if fin else 0) | <unsigned int>(opcode & 0x0F)
+    cdef unsigned int b0 = ((0x80 if fin else 0) | (0x40 if rsv1 else 0)
+                            | <unsigned int>(opcode & 0x0F))
     cdef unsigned int mbit = 0x80 if mask is not None else 0
     head[0] = <uint8_t>b0
     if n < 126:

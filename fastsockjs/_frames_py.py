@@ -128,7 +128,11 @@ _KNOWN_OPCODES = frozenset((0x0, 0x1, 0x2, 0x8, 0x9, 0xA))
 
 
 def parse_frames(
-    buf: bytes | bytearray, pos: int, max_payload: int, require_mask: bool = True
+    buf: bytes | bytearray,
+    pos: int,
+    max_payload: int,
+    require_mask: bool = True,
+    rsv1: bool = False,
 ) -> tuple[list[tuple[bool, int, bytes]], int, tuple[int, str] | None]:
     """Parse every complete frame in ``buf[pos:]``.
 
@@ -138,6 +142,10 @@ def parse_frames(
     protocol violation found at ``new_pos`` (frames before it stay valid).
     A frame whose header announces more than ``max_payload`` bytes is an error
     (1009) as soon as its header is complete, before its payload arrives.
+    With ``rsv1`` (permessage-deflate negotiated, RFC 7692) a frame may have
+    RSV1 set: its opcode is then reported with ``0x40`` added; whether RSV1
+    is allowed on that frame is the caller's to decide. RSV2 and RSV3 are
+    always errors.
     """
     if pos < 0:
         raise ValueError("pos must not be negative")  # as the extension: no indexing from the end
@@ -146,7 +154,7 @@ def parse_frames(
     while end - pos >= 2:
         b0 = buf[pos]
         b1 = buf[pos + 1]
-        if b0 & 0x70:
+        if b0 & 0x70 and (b0 & 0x30 or not rsv1):
             return frames, pos, (1002, "reserved bits set")
         opcode = b0 & 0x0F
         if opcode not in _KNOWN_OPCODES:
@@ -182,17 +190,18 @@ def parse_frames(
             payload = apply_mask(buf[start : start + length], bytes(buf[start - 4 : start]))
         else:
             payload = bytes(buf[start : start + length])
-        frames.append((fin, opcode, payload))
+        frames.append((fin, opcode | (b0 & 0x40), payload))
         pos = start + length
     return frames, pos, None
 
 
 def build_frame(
-    opcode: int, payload: bytes, fin: bool = True, mask: bytes | None = None
+    opcode: int, payload: bytes, fin: bool = True, mask: bytes | None = None, rsv1: bool = False
 ) -> bytes:
-    """One RFC 6455 frame; servers send unmasked, clients pass a 4-byte mask."""
+    """One RFC 6455 frame; servers send unmasked, clients pass a 4-byte mask.
+    ``rsv1`` marks the first frame of a compressed message (RFC 7692)."""
     n = len(payload)
-    b0 = (0x80 if fin else 0) | (opcode & 0x0F)
+    b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | (opcode & 0x0F)
     mbit = 0x80 if mask is not None else 0
     if n < 126:
         head = bytes((b0, mbit | n))

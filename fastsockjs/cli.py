@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import logging
 import os
@@ -13,9 +14,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from fastsockjs import apps, workers
+from fastsockjs import apps, haproxy, logconfig, runner, workers
 from fastsockjs.aio.listener import Response
-from fastsockjs.broker import ENV_BROKER, Broker, MemoryBroker, default_broker, make_broker
+from fastsockjs.broker import Broker, MemoryBroker, make_broker
 from fastsockjs.chat import rules
 from fastsockjs.options import DEFAULT_SOCKJS_URL, SOCKJS_CLIENT_VERSION, TRANSPORTS
 from fastsockjs.protocol.http import Request
@@ -192,6 +193,11 @@ def _common(p: argparse.ArgumentParser, port: int, prefix: str | None) -> None:
         help="on SIGTERM/SIGINT, how long sessions get to receive their close frame (default 5)",
     )
     p.add_argument(
+        "--ws-compression", action="store_true",
+        help="negotiate permessage-deflate on WebSocket connections (default off; echo, chat,"
+        " testserver: a run factory sets Server(websocket_compression=...) itself)",
+    )
+    p.add_argument(
         "--transports", type=_transports, default=None, metavar="LIST",
         help="comma-separated transports to enable (default: all), e.g. websocket,websocket-raw"
         " (echo, chat, testserver; a run factory configures its own Servers)",
@@ -243,17 +249,26 @@ def parser() -> argparse.ArgumentParser:
         "--heartbeat-delay", type=float, default=25.0, metavar="SECONDS",
         help="the servers' heartbeat_delay (default 25): timeouts stay above twice it",
     )
+    from fastsockjs.client import bench
+
+    bench.add_arguments(
+        sub.add_parser("bench", help="load a SockJS echo service (any server) and measure it")
+    )
     return p
 
 
-def load_target(target: str) -> list[Server]:
+def load_target(target: str, broker: Broker | None = None) -> list[Server]:
+    """The Servers ``package.module:factory`` gives: a Server, a list of them, or a
+    factory of either; a factory taking a ``broker`` keyword gets the command
+    line's ``--broker``."""
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
         raise SystemExit("fastsockjs run: target must look like package.module:factory")
     sys.path.insert(0, os.getcwd())
     obj: Any = getattr(importlib.import_module(module_name), attr)
     if callable(obj) and not isinstance(obj, Server):
-        obj = obj()
+        wants_broker = "broker" in inspect.signature(obj).parameters
+        obj = obj(broker=broker) if wants_broker and broker is not None else obj()
     servers = [obj] if isinstance(obj, Server) else list(obj)
     if not servers or not all(isinstance(s, Server) for s in servers):
         raise SystemExit(f"fastsockjs run: {target} did not give Server objects")
@@ -263,9 +278,13 @@ def load_target(target: str) -> list[Server]:
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
+    if args.command == "bench":
+        from fastsockjs.client import bench
+
+        raise SystemExit(bench.main(args))
     if args.command == "haproxy-config":
         try:
-            text = workers.haproxy_config(
+            text = haproxy.haproxy_config(
                 args.workers, args.port, args.listen_port, args.prefix or ["/chat"],
                 host=args.host, listen_host=args.listen_host,
                 check_interval=args.check_interval, heartbeat_delay=args.heartbeat_delay,
@@ -274,10 +293,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise SystemExit(f"fastsockjs haproxy-config: {exc}") from None
         sys.stdout.write(text)
         return
-    if args.broker:
-        os.environ[ENV_BROKER] = args.broker
     try:
-        make_broker(args.broker)  # refuse a bad URL here, not in every worker
+        broker = make_broker(args.broker)  # a bad URL is refused here, not in every worker
     except (ValueError, ImportError) as exc:
         raise SystemExit(f"fastsockjs: --broker: {exc}") from None
     if args.workers < 1:
@@ -285,15 +302,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.workers > 1:
         _supervise(args, argv)
         return
-    workers.configure_logging(args.log_level)
-    broker = default_broker()
+    logconfig.configure_logging(args.log_level)
     sockjs_url, files = _client_setup(args)
     servers = build_servers(args, sockjs_url, files, broker)
     if args.reuse_port:
         problem = workers.reuse_port_problem(servers)
         if problem:
             raise SystemExit("fastsockjs: " + problem)
-    workers.run_worker(
+    runner.run(
         *servers,
         host=args.host,
         port=args.port,
@@ -317,6 +333,8 @@ def build_servers(
     extra: dict[str, Any] = {}
     if args.transports is not None:
         extra["disabled_transports"] = frozenset(TRANSPORTS) - args.transports
+    if args.ws_compression:
+        extra["websocket_compression"] = True
     if args.command == "testserver":
         return testserver(sockjs_url, broker=broker, **extra)
     extra["sockjs_url"] = sockjs_url
@@ -329,11 +347,11 @@ def build_servers(
         files["/"] = ("text/html; charset=UTF-8", page.encode("utf-8"))
         return [apps.chat(prefix=args.prefix, broker=broker, rate=args.rate,
                           max_text=args.max_text, history_length=args.history, **extra)]
-    return load_target(args.target)
+    return load_target(args.target, broker)
 
 
 def _supervise(args: argparse.Namespace, argv: list[str]) -> None:
-    workers.configure_logging(args.log_level, label="supervisor")
+    logconfig.configure_logging(args.log_level, label="supervisor")
     if args.port == 0:
         raise SystemExit("fastsockjs: --workers needs an explicit --port (not 0)")
     if args.reuse_port:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from fastsockjs.events import EventEmitter
-
-if TYPE_CHECKING:
-    from fastsockjs.protocol.session import ReadyState
+from fastsockjs.frames import as_text
+from fastsockjs.protocol.session import ReadyState
 
 _error_log = logging.getLogger("fastsockjs.error")
 
@@ -31,6 +30,20 @@ EXPOSED_HEADERS = (
     "user-agent",
     "accept-language",
 )
+
+
+class SessionLike(Protocol):
+    """What a Connection drives: a SockJS session or a raw WebSocket session."""
+
+    state: ReadyState
+
+    def send(self, message: str) -> bool: ...
+    def write_quoted(self, quoted: str, text: str) -> bool: ...
+    def close(self, code: int, reason: str) -> bool: ...
+    def wait_drained(self) -> Any: ...
+
+
+_OPEN = ReadyState.OPEN
 
 
 class Connection(EventEmitter):
@@ -55,8 +68,8 @@ class Connection(EventEmitter):
 
     _aliases = {"message": "data", "open": "connection", "end": "close"}
 
-    def __init__(self, session: Any) -> None:
-        super().__init__()
+    def __init__(self, session: SessionLike, spawn: Callable[[Any], None] | None = None) -> None:
+        super().__init__(spawn)
         self._session = session
         self.id: str = str(uuid.uuid4())
         self.remote_address: str | None = None
@@ -73,11 +86,11 @@ class Connection(EventEmitter):
     @property
     def ready_state(self) -> ReadyState:
         """CONNECTING, OPEN, CLOSING or CLOSED (0..3, as in the browser API)."""
-        return self._session.state  # type: ignore[no-any-return]
+        return self._session.state
 
     @property
     def readable(self) -> bool:
-        return bool(self._session.state == 1)
+        return self._session.state is _OPEN
 
     writable = readable
 
@@ -89,20 +102,25 @@ class Connection(EventEmitter):
         """
         if type(message) is not str:
             try:
-                message = _as_text(message)
+                message = as_text(message)
             except (TypeError, ValueError, RecursionError) as exc:
                 _error_log.error(
                     "write(): a %s cannot be sent as JSON text (%s); not sent",
                     type(message).__name__, exc,
                 )
                 return False
-        return self._session.send(message)  # type: ignore[no-any-return]
+        return self._session.send(message)
 
     send = write
 
+    def write_quoted(self, quoted: str, text: str) -> bool:
+        """Write ``text`` whose SockJS quoting ``quoted`` is already known (a
+        broadcast quotes once for every connection)."""
+        return self._session.write_quoted(quoted, text)
+
     def close(self, code: int = 1000, reason: str = "Normal closure") -> bool:
         """Close the session with a SockJS close frame; False if it was not open."""
-        return self._session.close(code, reason)  # type: ignore[no-any-return]
+        return self._session.close(code, reason)
 
     def end(self, message: Any = None) -> None:
         if message is not None:
@@ -113,7 +131,8 @@ class Connection(EventEmitter):
         """Wait until everything written so far has been handed to the network."""
         await self._session.wait_drained()
 
-    def _fill(self, request: Any, protocol: str, prefix: str) -> None:
+    def fill(self, request: Any, protocol: str, prefix: str) -> None:
+        """Take the request facts of the request that (re)attached the session."""
         self.remote_address, self.remote_port = request.remote
         self.url = request.url
         self.pathname = request.path
@@ -125,10 +144,3 @@ class Connection(EventEmitter):
             hdrs = request.headers
             self.headers = {k: hdrs[k] for k in EXPOSED_HEADERS if hdrs.get(k)}
 
-
-def _as_text(message: Any) -> str:
-    if isinstance(message, (bytes, bytearray)):
-        return bytes(message).decode("utf-8", "replace")
-    if isinstance(message, str):
-        return str(message)
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)

@@ -1,9 +1,9 @@
 """A small EventEmitter (on / once / off / emit), modelled on Node's.
 
 Handlers may be plain callables or coroutine functions: a coroutine returned
-by a handler is handed to ``spawn`` (set by the asyncio layer) so that it runs
-as a task. An exception raised by a handler is logged and never propagates
-into the server.
+by a handler is handed to ``spawn`` (given by whoever runs the emitter on an
+event loop) so that it runs as a task. An exception raised by a handler is
+logged and never propagates into the server.
 """
 
 from __future__ import annotations
@@ -22,9 +22,13 @@ _log = logging.getLogger("fastsockjs.error")
 class EventEmitter:
     __slots__ = ("_handlers", "_spawn")
 
-    def __init__(self) -> None:
+    def __init__(self, spawn: Callable[[Any], None] | None = None) -> None:
         self._handlers: dict[str, list[Handler]] = {}
-        self._spawn: Callable[[Any], None] | None = None
+        self._spawn = spawn
+
+    def set_spawner(self, spawn: Callable[[Any], None]) -> None:
+        """Where coroutines returned by handlers are started as tasks."""
+        self._spawn = spawn
 
     _aliases: dict[str, str] = {}
 
@@ -94,7 +98,7 @@ class EventEmitter:
         return True
 
     def emit_each(self, event: str, items: list[Any], alive: Any) -> None:
-        """``emit(event, item)`` for each item while ``alive.state == 1``.
+        """``emit(event, item)`` for each item while ``alive.state`` is OPEN (1).
 
         The per-message path: handlers are looked up once for the whole batch.
         """

@@ -6,10 +6,12 @@ benchmarks use it to compare the two in one installation).
 
 from __future__ import annotations
 
+import importlib
+import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 
 def _load() -> ModuleType:
@@ -18,9 +20,8 @@ def _load() -> ModuleType:
 
         return _frames_py
     try:
-        from fastsockjs import _frames  # type: ignore[attr-defined,unused-ignore]
-
-        return _frames
+        # (By name: the compiled module has no source for import analysis to read.)
+        return importlib.import_module("fastsockjs._frames")
     except ImportError:
         from fastsockjs import _frames_py
 
@@ -42,4 +43,28 @@ parse_frames: Callable[..., tuple[list[tuple[bool, int, bytes]], int, tuple[int,
 build_frame: Callable[..., bytes] = impl.build_frame
 
 OPEN_FRAME = "o"
-HEARTBEAT_FRAME = "h"
+
+
+def as_text(message: Any) -> str:
+    """What ``write()`` sends for a value: text as is, bytes as UTF-8, anything
+    else as its JSON text (TypeError / ValueError when it has none)."""
+    if isinstance(message, str):
+        return str(message)
+    if isinstance(message, (bytes, bytearray)):
+        return bytes(message).decode("utf-8", "replace")
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+class Prepared(Protocol):
+    """Takes a message quoted once for many (a broadcast, a channel)."""
+
+    def write_quoted(self, quoted: str, text: str) -> bool: ...
+
+
+def fan_out(text: str, targets: Iterable[Prepared]) -> int:
+    """Write ``text`` to every target, quoting it once; returns how many took it."""
+    quoted = quote(text)
+    sent = 0
+    for target in targets:
+        sent += target.write_quoted(quoted, text)
+    return sent

@@ -2,34 +2,58 @@
 
 ``Listener(metrics_path="/metrics")`` answers that path with the text
 exposition of every mounted server's ``stats()``; or register
-:class:`StatsCollector` in your own ``prometheus_client`` registry.
+:class:`StatsCollector` in your own ``prometheus_client`` registry, over a
+Listener, a SockJSApp or a single Server, natively or under ASGI alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from fastsockjs.aio.listener import Listener
+
+class StatsSource(Protocol):
+    def stats(self) -> dict[str, Any]: ...
+
+
+def host_stats(source: Any) -> dict[str, Any]:
+    """``source.stats()`` in a host's shape (connections, bytes, errors, mounts):
+    a Server's own figures are summed over its mounts, so they are rebuilt here
+    from each mount's."""
+    stats = source.stats()
+    if "endpoints" in stats:
+        return dict(stats)
+    mounts = getattr(source, "endpoints", [])
+    parts = [m.stats() for m in mounts]
+    return {
+        "connections": None,
+        "bytes_in": sum(p["bytes_in"] for p in parts),
+        "bytes_out": sum(p["bytes_out"] for p in parts),
+        "http_errors": {},
+        "endpoints": parts,
+    }
 
 
 class StatsCollector:
-    """A prometheus_client collector reading ``listener.stats()`` on each scrape."""
+    """A prometheus_client collector reading ``source.stats()`` on each scrape
+    (``source``: a Listener, a SockJSApp or a Server)."""
 
-    def __init__(self, listener: Listener, worker: str = "") -> None:
-        self.listener = listener
+    def __init__(self, source: StatsSource, worker: str = "") -> None:
+        self.source = source
         self.worker = worker
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        stats = self.listener.stats()
+        stats = host_stats(self.source)
         base = ["worker"]
         w = [self.worker]
-        conns = GaugeMetricFamily("fastsockjs_connections", "Open TCP connections", labels=base)
-        conns.add_metric(w, stats["connections"])
-        yield conns
+        if stats["connections"] is not None:  # (a lone Server knows no sockets)
+            conns = GaugeMetricFamily(
+                "fastsockjs_connections", "Open TCP connections", labels=base
+            )
+            conns.add_metric(w, stats["connections"])
+            yield conns
         for name, help_ in (("bytes_in", "Bytes received"), ("bytes_out", "Bytes sent")):
             c = CounterMetricFamily(f"fastsockjs_{name}", help_, labels=base)
             c.add_metric(w, stats[name])
@@ -77,10 +101,10 @@ class StatsCollector:
         yield refused
 
 
-def exposition(listener: Listener, worker: str = "") -> tuple[bytes, str]:
-    """(body, content type) of the Prometheus text format for ``listener``."""
+def exposition(source: StatsSource, worker: str = "") -> tuple[bytes, str]:
+    """(body, content type) of the Prometheus text format for ``source``."""
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
     registry = CollectorRegistry()
-    registry.register(StatsCollector(listener, worker))
+    registry.register(StatsCollector(source, worker))
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -32,20 +32,6 @@ TRANSPORTS = (
     "jsonp-polling",
 )
 
-# Which SockJS transports use each session endpoint (an endpoint is enabled
-# while any of its transports is).
-ENDPOINT_TRANSPORTS: dict[str, tuple[str, ...]] = {
-    "xhr": ("xhr-polling",),
-    "xhr_send": ("xhr-polling", "xhr-streaming", "eventsource", "htmlfile"),
-    "xhr_streaming": ("xhr-streaming",),
-    "eventsource": ("eventsource",),
-    "htmlfile": ("htmlfile",),
-    "jsonp": ("jsonp-polling",),
-    "jsonp_send": ("jsonp-polling",),
-    "websocket": ("websocket",),
-    "raw_websocket": ("websocket-raw",),
-}
-
 _MAX_DELAY = 3600.0
 _PREFIX_RE = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*")
 
@@ -56,6 +42,53 @@ JSessionIdHook = Callable[[Mapping[str, str]], "str | None"]
 
 class OptionsError(ValueError):
     """An option has an invalid value."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketCompression:
+    """permessage-deflate (RFC 7692) settings for ``websocket_compression``.
+
+    The defaults keep an idle session free of zlib state: with both
+    ``*_no_context_takeover`` on, each message is compressed and inflated on
+    its own, so nothing outlives a message, and one compressor per process
+    serves every session (a broadcast is compressed once). Turning
+    ``server_no_context_takeover`` off compresses repetitive small messages
+    better, at ``2**(server_max_window_bits + 2) + 2**(mem_level + 9)`` bytes
+    of deflate state per session; ``client_no_context_takeover`` off keeps
+    ``2**client_max_window_bits`` bytes (plus ~7 KiB) of inflate state.
+    """
+
+    #: zlib compression level (1 fastest .. 9 smallest).
+    level: int = 6
+    #: zlib memLevel (1..9): the size of the compressor's hash tables.
+    mem_level: int = 5
+    #: The largest LZ77 window we compress with, as 2**bits bytes (9..15;
+    #: zlib cannot compress raw deflate with 8). A client may ask for less.
+    server_max_window_bits: int = 12
+    #: The largest window we let the client compress with (9..15). Below 15,
+    #: an offer that cannot be limited (no ``client_max_window_bits``) is declined.
+    client_max_window_bits: int = 15
+    #: Compress every message on its own (and share the work across sessions).
+    server_no_context_takeover: bool = True
+    #: Ask the client to compress every message on its own too.
+    client_no_context_takeover: bool = True
+    #: Messages shorter than this many bytes are sent uncompressed.
+    min_size: int = 64
+
+    def __post_init__(self) -> None:
+        for name, low, high in (
+            ("level", 0, 9),
+            ("mem_level", 1, 9),
+            ("server_max_window_bits", 9, 15),
+            ("client_max_window_bits", 9, 15),
+            ("min_size", 0, 1 << 62),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise OptionsError(f"{name} must be an integer in {low}..{high}, not {value!r}")
+        for name in ("server_no_context_takeover", "client_no_context_takeover"):
+            if not isinstance(getattr(self, name), bool):
+                raise OptionsError(f"{name} must be True or False, not {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +119,11 @@ class Options:
     #: ``ws_ping_timeout`` of the ping actually leaving. None disables.
     ws_ping_interval: float | None = 25.0
     ws_ping_timeout: float = 20.0
+    #: permessage-deflate on the ``websocket`` and raw ``/websocket`` endpoints:
+    #: False (off), True (the defaults of WebSocketCompression) or a
+    #: WebSocketCompression. Stored as None or a WebSocketCompression.
+    websocket_compression: WebSocketCompression | bool | None = None
     logger: logging.Logger | None = None
-    #: Derived: the endpoints (xhr, xhr_send, ..., raw_websocket) these options
-    #: enable, computed once because routing asks on every request.
-    enabled_endpoints: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.prefix, str) or (
@@ -141,20 +175,21 @@ class Options:
         if self.ws_ping_interval is not None:
             _check_delay("ws_ping_interval", self.ws_ping_interval)
         _check_delay("ws_ping_timeout", self.ws_ping_timeout)
+        compression = self.websocket_compression
+        if compression is True:
+            object.__setattr__(self, "websocket_compression", WebSocketCompression())
+        elif compression is False:
+            object.__setattr__(self, "websocket_compression", None)
+        elif compression is not None and not isinstance(compression, WebSocketCompression):
+            raise OptionsError(
+                "websocket_compression must be True, False or a WebSocketCompression, "
+                f"not {compression!r}"
+            )
         if self.allowed_origins is not None and (
             isinstance(self.allowed_origins, str)
             or not all(isinstance(o, str) and o for o in self.allowed_origins)
         ):
             raise OptionsError("allowed_origins must be a list of origin strings")
-        object.__setattr__(
-            self,
-            "enabled_endpoints",
-            frozenset(
-                name
-                for name, users in ENDPOINT_TRANSPORTS.items()
-                if any(self.enabled(t) for t in users)
-            ),
-        )
 
     def origin_allowed(self, origin: str | None) -> bool:
         """Whether a request with this Origin header may be served (none: yes)."""
@@ -168,6 +203,12 @@ class Options:
         if transport in ("websocket", "websocket-raw"):
             return self.websocket
         return True
+
+    @property
+    def ws_compression(self) -> WebSocketCompression | None:
+        """``websocket_compression`` as set up: None when off."""
+        value = self.websocket_compression
+        return value if isinstance(value, WebSocketCompression) else None
 
     @property
     def websocket_enabled(self) -> bool:

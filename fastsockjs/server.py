@@ -1,19 +1,38 @@
-"""Server: options, the ``'connection'`` event, mounting and broadcast."""
+"""Server: options, the ``'connection'`` event, mounting and broadcast.
+
+A Server is mounted by a host (the native :class:`fastsockjs.Listener`, or
+:class:`fastsockjs.asgi.SockJSApp`), which owns the sockets; the Server only
+knows the mounts it was given back.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
-from fastsockjs import frames
-from fastsockjs.aio.endpoint import Endpoint
-from fastsockjs.aio.listener import Fallback, Listener
 from fastsockjs.connection import Connection
 from fastsockjs.events import EventEmitter
+from fastsockjs.frames import as_text, fan_out
 from fastsockjs.options import Options, make_options
+from fastsockjs.protocol.session import ReadyState
+
+_error_log = logging.getLogger("fastsockjs.error")
+
+
+class MountedAt(Protocol):
+    """A mount as its Server sees it (a host's engine makes it)."""
+
+    prefix: str
+
+    def stats(self) -> dict[str, Any]: ...
+    def all_sessions(self) -> list[Any]: ...
+
+
+class Host(Protocol):
+    """What a Server is mounted on."""
+
+    def mount(self, server: Server, options: Options) -> Any: ...
 
 
 class Server(EventEmitter):
@@ -31,21 +50,27 @@ class Server(EventEmitter):
     def __init__(self, options: Options | None = None, **kwargs: Any) -> None:
         super().__init__()
         self.options = make_options(options, **kwargs)
-        self.endpoints: list[Endpoint] = []
+        self.endpoints: list[MountedAt] = []
         self.log = self.options.logger or logging.getLogger("fastsockjs")
 
-    def install_handlers(self, listener: Listener, **overrides: Any) -> Endpoint:
-        """Mount on ``listener``; ``overrides`` replace options (e.g. ``prefix``)."""
-        options = make_options(self.options, **overrides)
-        endpoint = Endpoint(self, options, listener)
-        listener.mount(endpoint)
-        self.endpoints.append(endpoint)
-        return endpoint
+    def install_handlers(self, host: Host, **overrides: Any) -> Any:
+        """Mount on ``host`` (a Listener or a SockJSApp); ``overrides`` replace
+        options (e.g. ``prefix``). Returns the mount."""
+        return host.mount(self, make_options(self.options, **overrides))
 
-    def emit(self, event: str, *args: Any) -> bool:
-        if self._spawn is None and self.endpoints:
-            self._spawn = self.endpoints[0].listener.spawn
-        return super().emit(event, *args)
+    def attached(self, mount: MountedAt, spawn: Callable[[Any], None]) -> None:
+        """Called by the host's engine once mounted: coroutine handlers of
+        ``'connection'`` run as tasks through ``spawn``."""
+        self.endpoints.append(mount)
+        if self._spawn is None:
+            self.set_spawner(spawn)
+
+    def detached(self, mount: MountedAt) -> None:
+        """Forget ``mount`` (its host has stopped), so the Server can be mounted
+        on another host, on another event loop."""
+        self.endpoints[:] = [m for m in self.endpoints if m is not mount]
+        if not self.endpoints:
+            self._spawn = None
 
     def stats(self) -> dict[str, Any]:
         """Sessions by transport, opened/closed totals, messages and bytes in and
@@ -79,80 +104,21 @@ class Server(EventEmitter):
         """Every open connection of this server (all prefixes, all transports)."""
         out: list[Connection] = []
         for endpoint in self.endpoints:
-            out.extend(s.connection for s in endpoint.all_sessions() if s.state == 1)
+            out.extend(
+                s.connection for s in endpoint.all_sessions() if s.state is ReadyState.OPEN
+            )
         return out
 
-    def broadcast(self, message: str, connections: Iterable[Connection]) -> int:
-        """Write ``message`` to each connection, encoding it once; returns how many took it."""
-        quoted = frames.quote(message)
-        sent = 0
-        for conn in connections:
-            session = conn._session
-            send_quoted = getattr(session, "send_quoted", None)
-            if send_quoted is not None:
-                sent += send_quoted(quoted)
-            else:
-                sent += session.send(message)
-        return sent
-
-
-async def serve(
-    *servers: Server,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    fallback: Fallback | None = None,
-    reuse_port: bool = False,
-    metrics_path: str | None = None,
-    **limits: Any,
-) -> Listener:
-    """Mount ``servers`` (each at its own ``prefix``) on a new listener and start it;
-    ``metrics_path`` serves Prometheus metrics there (the ``prometheus`` extra), and
-    ``limits`` are the Listener's (``max_body``, ``request_timeout``, ...)."""
-    listener = Listener(fallback, metrics_path=metrics_path, **limits)
-    for server in servers:
-        server.install_handlers(listener)
-    await listener.listen(host, port, reuse_port=reuse_port)
-    return listener
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's loop where available, else the stdlib one."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
-def run(
-    *servers: Server,
-    host: str = "127.0.0.1",
-    port: int = 8081,
-    fallback: Fallback | None = None,
-    use_uvloop: bool = True,
-    shutdown_timeout: float = 5.0,
-    **limits: Any,
-) -> None:
-    """Serve until SIGINT / SIGTERM, then shut down gracefully: every session
-    gets ``c[1001,"Server shutting down"]``, with ``shutdown_timeout`` seconds
-    for it to go out. ``limits`` go to the Listener (``max_body``, ...)."""
-    loop = new_event_loop() if use_uvloop else asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-
-    async def main() -> None:
-        import signal
-
-        listener = await serve(*servers, host=host, port=port, fallback=fallback, **limits)
-        logging.getLogger("fastsockjs").info("listening on http://%s:%d", host, listener.port)
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        logging.getLogger("fastsockjs").info("shutting down")
-        await listener.shutdown(shutdown_timeout)
-
-    try:
-        loop.run_until_complete(main())
-    finally:
-        loop.close()
+    def broadcast(self, message: Any, connections: Iterable[Connection]) -> int:
+        """Write ``message`` to each connection, encoding it once; returns how many
+        took it. Takes what ``conn.write`` takes (a non-string is sent as JSON)."""
+        if type(message) is not str:
+            try:
+                message = as_text(message)
+            except (TypeError, ValueError, RecursionError) as exc:
+                _error_log.error(
+                    "broadcast(): a %s cannot be sent as JSON text (%s); not sent",
+                    type(message).__name__, exc,
+                )
+                return 0
+        return fan_out(message, connections)

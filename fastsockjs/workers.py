@@ -1,5 +1,6 @@
-"""Several worker processes: worker ids, the supervisor, serving one worker,
-and the HAProxy configuration that keeps each SockJS session on its worker.
+"""Several worker processes: worker ids and the supervisor (each worker runs
+:func:`fastsockjs.runner.run`; ``fastsockjs.haproxy`` writes the proxy's
+configuration).
 
 Two layouts (``docs/scaling.md``):
 
@@ -13,32 +14,22 @@ Two layouts (``docs/scaling.md``):
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import math
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fastsockjs.aio.listener import Fallback
-    from fastsockjs.broker import Broker
     from fastsockjs.server import Server
 
 #: Set by the supervisor in each worker's environment (any string works).
 ENV_WORKER_ID = "FASTSOCKJS_WORKER_ID"
 ENV_WORKER_INDEX = "FASTSOCKJS_WORKER_INDEX"
-#: Transports that keep a whole session on one TCP connection.
-WEBSOCKET_TRANSPORTS = frozenset({"websocket", "websocket-raw"})
-
-LOG_FORMAT = "%(asctime)s [%(worker)s] %(name)s %(levelname)s %(message)s"
-
 _log = logging.getLogger("fastsockjs.workers")
 
 
@@ -55,88 +46,14 @@ def worker_index() -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-class WorkerLogFilter(logging.Filter):
-    """Gives every record a ``worker`` attribute (for ``%(worker)s``)."""
-
-    def __init__(self, label: str | None = None) -> None:
-        super().__init__()
-        self.label = label
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "worker"):
-            record.worker = self.label or worker_id()
-        return True
-
-
-def configure_logging(level: str = "info", label: str | None = None) -> None:
-    """Root logging to stderr in :data:`LOG_FORMAT` (the worker id on every line)."""
-    logging.basicConfig(
-        level=getattr(logging, str(level).upper(), logging.INFO), format=LOG_FORMAT
-    )
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, WorkerLogFilter) for f in handler.filters):
-            handler.addFilter(WorkerLogFilter(label))
-
-
-# -- one worker -------------------------------------------------------------------------
-def run_worker(
-    *servers: Server,
-    host: str = "127.0.0.1",
-    port: int = 8081,
-    fallback: Fallback | None = None,
-    use_uvloop: bool = True,
-    reuse_port: bool = False,
-    broker: Broker | None = None,
-    shutdown_timeout: float = 5.0,
-    on_listening: Callable[[int], None] | None = None,
-    metrics_path: str | None = None,
-    **limits: Any,
-) -> None:
-    """Like :func:`fastsockjs.run`, plus SO_REUSEPORT and a broker's lifecycle:
-    start the broker, serve until SIGINT / SIGTERM, then ``Listener.shutdown``
-    (every session gets ``c[1001,"Server shutting down"]``) and close the broker."""
-    from fastsockjs.server import new_event_loop, serve
-
-    loop = new_event_loop() if use_uvloop else asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    log = logging.getLogger("fastsockjs")
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
-        if broker is not None:
-            await broker.start()
-        listener = await serve(
-            *servers, host=host, port=port, fallback=fallback, reuse_port=reuse_port,
-            metrics_path=metrics_path, **limits,
-        )
-        log.info(
-            "listening on http://%s:%d (worker %s, pid %d%s)", host, listener.port,
-            worker_id(), os.getpid(), ", SO_REUSEPORT" if reuse_port else "",
-        )
-        if on_listening is not None:
-            on_listening(listener.port)
-        await stop.wait()
-        log.info("shutting down")
-        await listener.shutdown(shutdown_timeout)
-        if broker is not None:
-            await broker.close()
-
-    try:
-        loop.run_until_complete(main())
-    finally:
-        loop.close()
-
-
 def reuse_port_problem(servers: Iterable[Server]) -> str | None:
     """Why these servers cannot share one port between processes (None: they can)."""
     from fastsockjs.options import TRANSPORTS
+    from fastsockjs.transports import SINGLE_CONNECTION
 
     for server in servers:
         options = server.options
-        polling = [t for t in TRANSPORTS if options.enabled(t) and t not in WEBSOCKET_TRANSPORTS]
+        polling = [t for t in TRANSPORTS if options.enabled(t) and t not in SINGLE_CONNECTION]
         if polling:
             where = options.prefix or "/"
             return (
@@ -299,138 +216,3 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
         libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
     except Exception:
         pass
-
-
-# -- HAProxy ----------------------------------------------------------------------------
-_SEGMENT_RE = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]*")
-
-
-def _prefix_regex(prefix: str) -> str:
-    segments = [s for s in prefix.split("/") if s]
-    for seg in segments:
-        if not _SEGMENT_RE.fullmatch(seg):
-            raise ValueError(
-                f"haproxy-config supports prefixes made of letters, digits and . _ ~ - "
-                f"only, not {prefix!r}"
-            )
-    return "".join("/" + seg.replace(".", "[.]") for seg in segments)
-
-
-def haproxy_config(
-    workers: int,
-    port: int,
-    listen_port: int,
-    prefixes: Sequence[str] = ("/chat",),
-    host: str = "127.0.0.1",
-    listen_host: str = "127.0.0.1",
-    check_interval: str = "500ms",
-    heartbeat_delay: float = 25.0,
-) -> str:
-    """An HAProxy (>= 2.2) configuration for ``workers`` processes on ports
-    ``port``, ``port + 1``, ...: session requests are hashed on
-    ``<prefix>/<server_id>`` (consistent hashing), everything else is balanced
-    by least connections; health checks on ``<prefix>/info``. The client and
-    server timeouts stay above twice the servers' ``heartbeat_delay``."""
-    if workers < 1:
-        raise ValueError("workers must be >= 1")
-    if not 0 < heartbeat_delay <= 3600:
-        raise ValueError("heartbeat_delay is seconds, above 0 and at most an hour")
-    if not prefixes:
-        raise ValueError("at least one prefix is needed")
-    for p in (port, port + workers - 1, listen_port):
-        if not 0 < p < 65536:
-            raise ValueError(f"port {p} is out of range")
-    for prefix in prefixes:
-        if prefix != "" and (not prefix.startswith("/") or prefix.endswith("/")):
-            raise ValueError(f"a prefix is '' or like '/chat' (no trailing slash), not {prefix!r}")
-    by_depth: dict[int, list[str]] = {}
-    for prefix in prefixes:
-        by_depth.setdefault(len([s for s in prefix.split("/") if s]), []).append(prefix)
-    args = f"--workers {workers} --port {port} --listen-port {listen_port}" + "".join(
-        f" --prefix {p}" for p in prefixes
-    )
-    if host != "127.0.0.1":
-        args += f" --host {host}"
-    if listen_host != "127.0.0.1":
-        args += f" --listen-host {listen_host}"
-    if heartbeat_delay != 25.0:
-        args += f" --heartbeat-delay {heartbeat_delay:g}"
-    # An idle stream or long poll carries a heartbeat every heartbeat_delay seconds.
-    idle = max(60, math.ceil(2 * heartbeat_delay) + 10)
-    servers = [(f"w{i}", f"{host}:{port + i}") for i in range(workers)]
-    first = prefixes[0]
-    lines = [
-        "# HAProxy in front of fastsockjs workers, one port per worker (docs/scaling.md).",
-        f"# Generated by: fastsockjs haproxy-config {args}",
-        "#",
-        "# Every request of a SockJS session has the path <prefix>/<server_id>/<session_id>/...",
-        "# (xhr, xhr_send, xhr_streaming, eventsource, htmlfile, jsonp, jsonp_send, websocket).",
-        "# Those are hashed on <prefix>/<server_id> (`balance uri depth N`: N path segments)",
-        "# with consistent hashing, so all of them reach the worker that owns the session, and",
-        "# a worker going down moves only its own sessions; a stick table keeps each session",
-        "# where it started when a worker comes back. Never add hash-balance-factor: it would",
-        "# move sessions between live workers. Other requests (/info, iframe, the raw",
-        "# /websocket endpoint, pages) may go anywhere: least connections.",
-        "",
-        "global",
-        "    # Each connection needs two file descriptors: raise `ulimit -n` with maxconn.",
-        "    maxconn 4096",
-        "",
-        "defaults",
-        "    mode http",
-        "    option dontlognull",
-        "    timeout connect 5s",
-        f"    # Above the {heartbeat_delay:g} s SockJS heartbeat: idle streams and long polls"
-        " stay open.",
-        f"    timeout client {idle}s",
-        f"    timeout server {idle}s",
-        "    # WebSockets, once upgraded.",
-        "    timeout tunnel 1h",
-        "    timeout http-request 10s",
-        "    timeout http-keep-alive 10s",
-        "    # Pass each SockJS frame on at once (no MSG_MORE coalescing: up to 200 ms a frame).",
-        "    option http-no-delay",
-        "    # A connection refused by a dead worker is retried on a live one.",
-        "    retries 2",
-        "    option redispatch",
-        "",
-        "frontend fastsockjs",
-        f"    bind {listen_host}:{listen_port}",
-    ]
-    names = {}
-    # Deeper prefixes first: /a/b/<server>/<session>/ also looks like a session of /a.
-    for depth, group in sorted(by_depth.items(), reverse=True):
-        name = "fastsockjs_sessions" if len(by_depth) == 1 else f"fastsockjs_sessions_{depth}"
-        names[depth] = name
-        alternatives = "|".join(_prefix_regex(p) for p in group)
-        head = f"({alternatives})" if len(group) > 1 else alternatives
-        lines.append(f"    acl {name} path_reg ^{head}/[^/.]+/[^/.]+/")
-        lines.append(f"    use_backend {name} if {name}")
-    lines += ["    default_backend fastsockjs_any", ""]
-    check_backend = names[min(by_depth)]
-    for depth, name in sorted(names.items()):
-        lines += [
-            f"backend {name}",
-            f"    balance uri depth {depth + 1}",
-            "    hash-type consistent",
-            "    # ... and each session stays where it started while the set of live workers",
-            "    # changes (a worker coming back must not take over sessions that failed over):",
-            "    # one entry per session, keyed <server_id>/<session_id>; a missing or expired",
-            "    # entry falls back to the hash above.",
-            "    stick-table type string len 96 size 200k expire 30m",
-            f"    stick on path,field({depth + 2},/,2)",
-        ]
-        if name == check_backend:
-            lines += [
-                "    option httpchk",
-                f"    http-check send meth GET uri {first}/info ver HTTP/1.1 hdr Host localhost",
-                "    http-check expect status 200",
-                f"    default-server check inter {check_interval} fall 1 rise 2",
-            ]
-            lines += [f"    server {n} {addr}" for n, addr in servers]
-        else:
-            lines += [f"    server {n} {addr} track {check_backend}/{n}" for n, addr in servers]
-        lines.append("")
-    lines += ["backend fastsockjs_any", "    balance leastconn"]
-    lines += [f"    server {n} {addr} track {check_backend}/{n}" for n, addr in servers]
-    return "\n".join(lines) + "\n"

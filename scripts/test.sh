@@ -5,8 +5,8 @@
 #   2. the virtual environment .venv in this checkout (scripts/venv.sh; PYTHON= picks
 #      the interpreter) with the package, its C extension (required) and the test and
 #      lint extras,
-#   3. ruff, mypy --strict and stubtest, the whole suite, then the core suites again on
-#      the pure-Python twin.
+#   3. ruff, mypy --strict, stubtest and the import layers (lint-imports), the whole
+#      suite, then the core suites again on the pure-Python twin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export FASTSOCKJS_BUILD_EXTENSION=${FASTSOCKJS_BUILD_EXTENSION:-required}
@@ -14,9 +14,11 @@ bash scripts/setup-system.sh
 . scripts/venv.sh
 fastsockjs_venv "test,lint"
 PY=$VPY
-echo "== ruff, mypy --strict, stubtest"
+echo "== ruff, mypy --strict, stubtest, lint-imports"
 $PY -m ruff check fastsockjs tests bench fuzz
 $PY -m mypy --strict fastsockjs
+# The layers and host independence of docs/architecture.md (pyproject.toml's contracts).
+"$(dirname "$PY")/lint-imports"
 # The compiled module against its .pyi (skipped only when the build skipped it).
 if $PY -c 'import fastsockjs._frames' 2>/dev/null; then
   $PY -m mypy.stubtest fastsockjs._frames

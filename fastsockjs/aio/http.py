@@ -11,23 +11,45 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import httptools
 
+from fastsockjs.aio.websocket import Hixie76Handshake, WebSocket
+from fastsockjs.engine.core import Engine
 from fastsockjs.protocol import websocket as wsproto
 from fastsockjs.protocol.http import (
     TEXT_PLAIN,
     Headers,
     HttpError,
     Request,
+    error_response,
     head,
+    log_access,
     request_target,
 )
-from fastsockjs.protocol.timers import Deadline
+from fastsockjs.protocol.timers import Deadline, TimerQueue
+from fastsockjs.transports.base import SinkOwner
 
-if TYPE_CHECKING:
-    from fastsockjs.aio.listener import Listener
+
+class ConnectionOwner(Protocol):
+    """What a connection needs of the listener that accepted it (a Listener)."""
+
+    engine: Engine
+    connections: set[HttpProtocol]
+    bytes_in: int
+    bytes_out: int
+    max_body: int
+    max_request_line: int
+    max_header_bytes: int
+    request_timeout: float
+    keepalive_timeout: float
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+    @property
+    def timers(self) -> TimerQueue: ...
+    def dispatch(self, request: Request, exchange: Exchange) -> None: ...
 
 _log = logging.getLogger("fastsockjs.error")
 _access = logging.getLogger("fastsockjs.access")
@@ -72,7 +94,7 @@ class HttpProtocol(asyncio.Protocol):
         "__weakref__",
     )
 
-    def __init__(self, listener: Listener) -> None:
+    def __init__(self, listener: ConnectionOwner) -> None:
         self.listener = listener
         self.loop = listener.loop
         self.transport: Any = None
@@ -116,7 +138,7 @@ class HttpProtocol(asyncio.Protocol):
         self._deadline_kind = kind
         self._deadline.set(self.loop.time() + delay)
 
-    def _clear_deadline(self) -> None:
+    def clear_deadline(self) -> None:
         self._deadline_kind = 0
         self._deadline.clear()
 
@@ -277,7 +299,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        self._clear_deadline()
+        self.clear_deadline()
         parser = self.parser
         version = parser.get_http_version()
         target, invalid = request_target(
@@ -350,8 +372,7 @@ class HttpProtocol(asyncio.Protocol):
             self._set_deadline(_IDLE, self.listener.keepalive_timeout)
 
     def _fail(self, status: int, message: str) -> None:
-        errors = self.listener.http_errors
-        errors[status] = errors.get(status, 0) + 1
+        self.listener.engine.count_error(status)
         if _access.isEnabledFor(logging.INFO):
             _access.info("%s - %d %s (connection closed)", self.remote[0], status, message)
         if self._active is None and not self.closed:
@@ -374,7 +395,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         self._lingering = True
         self.closed = True
-        self._clear_deadline()
+        self.clear_deadline()
         try:
             transport.write_eof()
         except (OSError, RuntimeError, NotImplementedError):
@@ -395,7 +416,7 @@ class Exchange:
         "status",
         "started",
         "_head",
-        "_abort",
+        "_owner",
         "_streaming",
     )
 
@@ -408,7 +429,7 @@ class Exchange:
         self.chunked = False
         self.keep_alive = request.keep_alive and not request.upgrade
         self._head = b""
-        self._abort: Any = None
+        self._owner: SinkOwner | None = None
         self._streaming = False
 
     # -- answering -------------------------------------------------------------------
@@ -434,29 +455,19 @@ class Exchange:
         proto._finished(self, self.keep_alive)
 
     def _log(self, status: int, note: str = "") -> None:
-        r = self.request
         ms = (self.proto.loop.time() - self.started) * 1000
-        _access.info("%s - %s %s HTTP/%s %d %.1fms%s", r.remote[0], r.method, r.url, r.version,
-                     status, ms, note)
+        log_access(_access, self.request, status, ms, note)
 
     def error(self, err: HttpError) -> None:
-        if err.status >= 400:
-            errors = self.proto.listener.http_errors
-            errors[err.status] = errors.get(err.status, 0) + 1
+        self.proto.listener.engine.count_error(err.status)
         if self._streaming and not self.done:
             # Too late for a status line: all we can do is end the connection.
             self.done = True
             self.proto._fail(err.status, err.message)
             return
-        if err.status == 405:
-            # The protocol wants a bare 405: no body, no content type.
-            self.respond(405, err.headers)
-            return
-        body = err.message.encode("utf-8")
-        headers = [("Content-Type", TEXT_PLAIN), *err.headers]
         if err.status >= 500 or err.status in (413, 414, 431):
-            self.keep_alive = self.keep_alive and err.status < 413
-        self.respond(err.status, headers, body)
+            self.keep_alive = False  # the client's state is unknown or its request unread
+        self.respond(*error_response(err))
 
     def stream(self, status: int, headers: Headers) -> Exchange:
         """Start a streamed response; returns the sink frames are written to."""
@@ -481,8 +492,6 @@ class Exchange:
         hixie76: bool = False,
         ping: tuple[float, float] | None = None,
     ) -> Any:
-        from fastsockjs.aio.websocket import Hixie76Handshake, WebSocket
-
         proto = self.proto
         request = self.request
         if not request.upgrade or proto.closed:
@@ -495,7 +504,7 @@ class Exchange:
             proto.send(wsproto.hixie76_response(request))
             # The nonce is the rest of the request: it gets the request timeout too.
             proto._set_deadline(_HANDSHAKE, proto.listener.request_timeout)
-            handshake = Hixie76Handshake(proto, request, app, max_size)
+            handshake = Hixie76Handshake(proto, proto.listener.timers, request, app, max_size)
             proto.ws = handshake
             if tail:
                 handshake.data_received(tail)
@@ -503,8 +512,15 @@ class Exchange:
         proto.send(wsproto.handshake_response(request))
         if _access.isEnabledFor(logging.INFO):
             self._log(101, " (websocket)")
-        proto._clear_deadline()
-        ws = WebSocket(proto, wsproto.Codec(max_size), app, ping)
+        proto.clear_deadline()
+        # permessage-deflate when the transport agreed to it (the 101 said so).
+        deflate = request.ws_deflate
+        codec: wsproto.Codec = (
+            wsproto.DeflateCodec(max_size, deflate)
+            if deflate is not None
+            else wsproto.Codec(max_size)
+        )
+        ws = WebSocket(proto, proto.listener.timers, codec, app, ping)
         proto.ws = ws
         ws.start(tail)
         return ws
@@ -523,8 +539,8 @@ class Exchange:
         transport = self.proto.transport
         return int(transport.get_write_buffer_size()) if transport is not None else 0
 
-    def on_abort(self, callback: Any) -> None:
-        self._abort = callback
+    def attach(self, owner: SinkOwner) -> None:
+        self._owner = owner
 
     def write(self, data: bytes) -> None:
         if self.done or self.proto.closed:
@@ -541,7 +557,7 @@ class Exchange:
         if self.done:
             return
         self.done = True
-        self._abort = None  # over: no abort can come (and no cycle with the receiver)
+        self._owner = None  # over: no abort can come (and no cycle with the receiver)
         proto = self.proto
         if proto.closed:
             return
@@ -565,11 +581,11 @@ class Exchange:
         self.done = True
         if _access.isEnabledFor(logging.INFO):
             self._log(self.status, " (client went away)")
-        callback, self._abort = self._abort, None
-        if callback is not None:
-            callback()
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner.abort()
 
     def resumed(self) -> None:
-        owner = getattr(self._abort, "__self__", None)
+        owner = self._owner
         if owner is not None:
             owner.writable_again()

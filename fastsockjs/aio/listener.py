@@ -9,61 +9,39 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastsockjs.aio.endpoint import Endpoint
+from fastsockjs.aio.forward import forward
 from fastsockjs.aio.http import Exchange, HttpProtocol
-from fastsockjs.aio.timers import LoopTimerQueue
+from fastsockjs.engine.core import NOT_FOUND_BODY, Engine
+from fastsockjs.engine.mount import Mount
+from fastsockjs.engine.runtime import LoopRuntime
+from fastsockjs.options import Options
+from fastsockjs.protocol.asgi import is_asgi_app
 from fastsockjs.protocol.http import TEXT_PLAIN, HttpError, Request
-from fastsockjs.protocol.routing import MethodNotAllowed, NotFound, owns, route
-from fastsockjs.transports import HANDLERS
-from fastsockjs.workers import worker_id
+from fastsockjs.protocol.timers import TimerQueue
+
+if TYPE_CHECKING:
+    from fastsockjs.server import Server
 
 _log = logging.getLogger("fastsockjs.error")
-_access = logging.getLogger("fastsockjs.access")
 
 #: A fallback gets the request and returns (status, headers, body), maybe awaitably;
 #: or it answers through the exchange itself (``handle_exchange(request, exchange,
-#: listener)``, as ``fastsockjs.asgi.forward(app)`` does); or it is an ASGI 3
-#: application (``app(scope, receive, send)``), wrapped with ``forward`` on first use.
+#: listener)``, as ``fastsockjs.aio.forward(app)`` does); or it is an ASGI 3
+#: application (``app(scope, receive, send)``), which is wrapped with ``forward``.
 Response = tuple[int, list[tuple[str, str]], bytes]
 Fallback = Callable[..., "Response | Awaitable[Any] | None"]
 
-NOT_FOUND_BODY = b"404 Error: Page not found\n"
-
-
-# Endpoints a page of any origin can drive without CORS (script tags, iframes),
-# so no Origin check can protect them: refused outright once origins are limited.
-_UNCHECKABLE = frozenset(("iframe", "htmlfile", "jsonp", "jsonp_send"))
-# Endpoints that only answer; CORS headers (or their absence) protect them.
-_ANSWER_ONLY = frozenset(("greeting", "info", "info_options", "options"))
-
-
-def _check_origin(endpoint: Endpoint, request: Request, kind: str) -> None:
-    if kind in _UNCHECKABLE:
-        raise HttpError(404, "404 Error: Page not found\n")
-    if kind in _ANSWER_ONLY:
-        return
-    headers = request.headers
-    origin = headers.get("origin", headers.get("sec-websocket-origin"))
-    if not endpoint.options.origin_allowed(origin):
-        raise HttpError(403, "Origin not allowed.")
-
-
-_REFUSAL = {
-    400: "bad_request",
-    403: "origin",
-    404: "unknown_session",
-    413: "too_large",
-    500: "bad_payload",
-    503: "capacity",
-}
+__all__ = ["Fallback", "Listener", "NOT_FOUND_BODY", "Response"]
 
 
 class Listener:
-    """Owns the mounts, the deadline heap and the open connections."""
+    """The native host: listening sockets, HTTP connections and a fallback,
+    around the :class:`~fastsockjs.engine.core.Engine` that holds the mounts."""
 
     def __init__(
         self,
@@ -87,13 +65,15 @@ class Listener:
         (408), ``keepalive_timeout`` seconds an idle connection is kept.
         ``metrics_path`` (e.g. ``"/metrics"``) serves Prometheus metrics there
         (needs the ``prometheus`` extra); off by default. Every metric is labelled
-        ``worker`` (default: this process's :func:`fastsockjs.workers.worker_id`).
+        ``worker`` (default ``pid<pid>``; ``fastsockjs.serve`` and the command
+        line pass the worker id).
         """
         self.metrics_path = metrics_path
-        self.worker = worker if worker is not None else worker_id()
+        self.worker = worker if worker is not None else f"pid{os.getpid()}"
         if metrics_path is not None:
             import prometheus_client  # noqa: F401 - fail at construction, not per scrape
-        self.endpoints: list[Endpoint] = []
+        self.engine = Engine()
+        self._fallback: Any = None
         self.fallback = fallback
         self.max_body = max_body
         self.max_request_line = max_request_line
@@ -103,44 +83,56 @@ class Listener:
         self.connections: set[HttpProtocol] = set()
         self.bytes_in = 0
         self.bytes_out = 0
-        self.http_errors: dict[int, int] = {}
         self.servers: list[asyncio.Server] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._timers: LoopTimerQueue | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def fallback(self) -> Any:
+        return self._fallback
+
+    @fallback.setter
+    def fallback(self, fallback: Any) -> None:
+        # An ASGI application is served through the forwarding bridge.
+        if fallback is not None and not hasattr(fallback, "handle_exchange") and is_asgi_app(
+            fallback
+        ):
+            fallback = forward(fallback)
+        self._fallback = fallback
 
     # -- mounting ----------------------------------------------------------------
-    def mount(self, endpoint: Endpoint) -> None:
-        for other in self.endpoints:
-            if other.prefix == endpoint.prefix:
-                raise ValueError(f"prefix {endpoint.prefix!r} is already mounted")
-        self.endpoints.append(endpoint)
-        self.endpoints.sort(key=lambda e: len(e.prefix), reverse=True)
+    def mount(self, server: Server, options: Options) -> Mount:
+        """Called by ``server.install_handlers(listener)``."""
+        mount = self.engine.mount(server, options)
         # WebSocket messages may be as large as the largest mount allows.
-        self.max_body = max(self.max_body, endpoint.options.max_message_size)
+        self.max_body = max(self.max_body, options.max_message_size)
+        return mount
+
+    @property
+    def endpoints(self) -> list[Mount]:
+        """The mounts, longest prefix first."""
+        return self.engine.mounts
+
+    @property
+    def http_errors(self) -> dict[int, int]:
+        return self.engine.http_errors
 
     # -- loop-bound services -------------------------------------------------------
     @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-        return self._loop
+    def runtime(self) -> LoopRuntime:
+        runtime = self.engine.runtime
+        if runtime is None:
+            runtime = self.engine.bind(asyncio.get_running_loop())
+        return runtime
 
     @property
-    def timers(self) -> LoopTimerQueue:
-        if self._timers is None:
-            self._timers = LoopTimerQueue(self.loop)
-        return self._timers
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self.runtime.loop
+
+    @property
+    def timers(self) -> TimerQueue:
+        return self.runtime.timers
 
     def spawn(self, awaitable: Any) -> None:
-        task = self.loop.create_task(awaitable)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            _log.error("handler task failed", exc_info=task.exception())
+        self.runtime.spawn(awaitable)
 
     # -- serving -------------------------------------------------------------------
     async def listen(
@@ -153,13 +145,12 @@ class Listener:
         backlog: int = 1024,
     ) -> asyncio.Server:
         """Start accepting; returns the asyncio Server (port 0 picks a free port)."""
-        self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
+        self.engine.bind(loop)
         if sock is not None:
-            server = await self._loop.create_server(
-                self.protocol_factory, sock=sock, backlog=backlog
-            )
+            server = await loop.create_server(self.protocol_factory, sock=sock, backlog=backlog)
         else:
-            server = await self._loop.create_server(
+            server = await loop.create_server(
                 self.protocol_factory, host, port, reuse_port=reuse_port or None, backlog=backlog
             )
         self.servers.append(server)
@@ -183,24 +174,10 @@ class Listener:
             server.close()
         for conn in list(self.connections):
             conn.close_if_idle()
-        for endpoint in self.endpoints:
-            for session in endpoint.all_sessions():
-                try:
-                    session.close(code, reason)
-                except Exception:
-                    _log.exception("closing %r at shutdown failed", session)
-        loop = self.loop
-        deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            if not any(e.live_sessions for e in self.endpoints) and not any(
-                c.busy for c in self.connections
-            ):
-                break
-            await asyncio.sleep(0.05)
-        for endpoint in self.endpoints:
-            for session in endpoint.all_sessions():
-                session.expire()
-        # An ASGI fallback (fastsockjs.asgi.forward) runs its lifespan shutdown.
+        await self.engine.shutdown(
+            timeout, code, reason, busy=lambda: any(c.busy for c in self.connections)
+        )
+        # An ASGI fallback (fastsockjs.aio.forward) runs its lifespan shutdown.
         fallback_shutdown = getattr(self.fallback, "shutdown", None)
         if fallback_shutdown is not None and inspect.iscoroutinefunction(fallback_shutdown):
             try:
@@ -215,8 +192,7 @@ class Listener:
             "connections": len(self.connections),
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
-            "http_errors": dict(self.http_errors),
-            "endpoints": [e.stats() for e in self.endpoints],
+            **self.engine.stats(),
         }
 
     async def close(self) -> None:
@@ -228,8 +204,7 @@ class Listener:
         for server in self.servers:
             await server.wait_closed()
         self.servers.clear()
-        if self._timers is not None:
-            self._timers.close()
+        self.engine.close()
 
     # -- requests ------------------------------------------------------------------
     def dispatch(self, request: Request, exchange: Exchange) -> None:
@@ -241,35 +216,15 @@ class Listener:
             body, ctype = exposition(self, self.worker)
             exchange.respond(200, [("Content-Type", ctype)], body)
             return
-        for endpoint in self.endpoints:
-            if owns(endpoint.prefix, path):
-                exchange.proto.endpoint = endpoint
-                self._sockjs(endpoint, request, exchange, path[len(endpoint.prefix) :])
-                return
-        self._fallback(request, exchange)
+        found = self.engine.find(path)
+        if found is not None:
+            mount, rest = found
+            exchange.proto.endpoint = mount
+            self.engine.dispatch(mount, request, exchange, rest)
+            return
+        self._fallback_request(request, exchange)
 
-    def _sockjs(self, endpoint: Endpoint, request: Request, exchange: Exchange, rest: str) -> None:
-        found = route(endpoint.options, request.method, rest)
-        if isinstance(found, NotFound):
-            exchange.respond(404, [("Content-Type", TEXT_PLAIN)], NOT_FOUND_BODY)
-        elif isinstance(found, MethodNotAllowed):
-            raise HttpError(405, "", [("Allow", ", ".join(found.allowed))])
-        else:
-            try:
-                if endpoint.options.allowed_origins is not None:
-                    _check_origin(endpoint, request, found.kind)
-                HANDLERS[found.kind](endpoint, request, exchange, found)
-            except HttpError as err:
-                endpoint.refused(_REFUSAL.get(err.status, str(err.status)))
-                raise
-
-    def _fallback(self, request: Request, exchange: Exchange) -> None:
-        if self.fallback is not None and self.fallback is not self.__dict__.get("_fallback_seen"):
-            # First request for this fallback: an ASGI app gets wrapped (once).
-            from fastsockjs.asgi import as_fallback
-
-            self.fallback = as_fallback(self.fallback)
-            self.__dict__["_fallback_seen"] = self.fallback
+    def _fallback_request(self, request: Request, exchange: Exchange) -> None:
         fallback = self.fallback
         if fallback is None:
             exchange.respond(404, [("Content-Type", TEXT_PLAIN)], NOT_FOUND_BODY)
@@ -292,5 +247,5 @@ class Listener:
 
             self.spawn(finish())
         else:
-            status, headers, body = result  # type: ignore[misc]
+            status, headers, body = result
             exchange.respond(status, list(headers), body)

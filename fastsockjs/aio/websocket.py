@@ -4,14 +4,25 @@ runs the closing handshake, and calls its application
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from fastsockjs.protocol import websocket as wsproto
-from fastsockjs.protocol.timers import Deadline
+from fastsockjs.protocol.timers import Deadline, TimerQueue
 
-if TYPE_CHECKING:
-    from fastsockjs.aio.http import HttpProtocol
+
+class Carrier(Protocol):
+    """The HTTP connection a WebSocket took over (an ``HttpProtocol``)."""
+
+    loop: asyncio.AbstractEventLoop
+    transport: Any
+    write_paused: bool
+    ws: Any
+
+    def send(self, data: bytes) -> None: ...
+    def linger_close(self) -> None: ...
+    def clear_deadline(self) -> None: ...
 
 _log = logging.getLogger("fastsockjs.error")
 
@@ -46,7 +57,12 @@ class WebSocket:
     )
 
     def __init__(
-        self, proto: HttpProtocol, codec: Any, app: Any, ping: tuple[float, float] | None = None
+        self,
+        proto: Carrier,
+        timers: TimerQueue,
+        codec: Any,
+        app: Any,
+        ping: tuple[float, float] | None = None,
     ) -> None:
         self.proto = proto
         self.transport = proto.transport
@@ -62,7 +78,7 @@ class WebSocket:
         # While a ping waits to leave: bytes the kernel had taken, and since when.
         self._sent_mark = 0
         self._sent_mark_at = 0.0
-        self._keepalive = Deadline(proto.listener.timers, self.on_timer)
+        self._keepalive = Deadline(timers, self.on_timer)
         if ping is not None and isinstance(codec, wsproto.Codec):
             self._rearm(self.proto.loop.time() + ping[0])
 
@@ -231,10 +247,13 @@ class WebSocket:
 class Hixie76Handshake:
     """Collects the 8-byte nonce that follows a draft-76 request, then answers."""
 
-    __slots__ = ("proto", "request", "app", "buf", "max_size")
+    __slots__ = ("proto", "timers", "request", "app", "buf", "max_size")
 
-    def __init__(self, proto: HttpProtocol, request: Any, app: Any, max_size: int) -> None:
+    def __init__(
+        self, proto: Carrier, timers: TimerQueue, request: Any, app: Any, max_size: int
+    ) -> None:
         self.proto = proto
+        self.timers = timers
         self.request = request
         self.app = app
         self.buf = b""
@@ -245,14 +264,14 @@ class Hixie76Handshake:
         if len(self.buf) < 8:
             return
         nonce, rest = self.buf[:8], self.buf[8:]
-        self.proto._clear_deadline()
+        self.proto.clear_deadline()
         try:
             answer = wsproto.hixie76_answer(self.request, nonce)
         except ValueError:
             self.proto.transport.close()
             return
         self.proto.send(answer)
-        ws = WebSocket(self.proto, wsproto.Hixie76Codec(self.max_size), self.app, None)
+        ws = WebSocket(self.proto, self.timers, wsproto.Hixie76Codec(self.max_size), self.app, None)
         self.proto.ws = ws
         ws.start(rest)
 

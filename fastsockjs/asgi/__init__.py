@@ -1,27 +1,13 @@
-"""ASGI support, both ways.
+"""SockJS as an ASGI 3 application (:class:`SockJSApp`): run it under uvicorn
+(or any ASGI server), on its own or mounted in a Starlette / FastAPI app,
+optionally with a fallback ASGI app for every other path.
 
-* :class:`SockJSApp`: SockJS ``Server``\\ s as an ASGI 3 application, to run
-  under uvicorn (or any ASGI server), on its own or mounted in a
-  Starlette / FastAPI app, optionally with a fallback ASGI app for every other
-  path.
-* :func:`forward`: the native server's fallback as an ASGI server, so that
-  ``Listener(fallback=forward(fastapi_app))`` serves a FastAPI app and SockJS
-  on one port (SockJS at native speed).
-
+The other direction, an ASGI application behind the native server, is
+:func:`fastsockjs.aio.forward` (``Listener(fallback=app)`` does it for you).
 See docs/asgi.md.
 """
 
-from typing import Any
-
-from fastsockjs.asgi._common import ASGIApp, ClientDisconnected, is_asgi_app
 from fastsockjs.asgi.app import SockJSApp
-from fastsockjs.asgi.forward import AsgiFallback, forward
+from fastsockjs.protocol.asgi import ASGIApp, ClientDisconnected, is_asgi_app
 
-__all__ = ["ASGIApp", "AsgiFallback", "ClientDisconnected", "SockJSApp", "forward", "is_asgi_app"]
-
-
-def as_fallback(fallback: Any) -> Any:
-    """``fallback`` itself, or :func:`forward` of it when it is an ASGI app."""
-    if fallback is not None and not hasattr(fallback, "handle_exchange") and is_asgi_app(fallback):
-        return forward(fallback)
-    return fallback
+__all__ = ["ASGIApp", "ClientDisconnected", "SockJSApp", "is_asgi_app"]

@@ -1,7 +1,7 @@
 """SockJS as an ASGI 3 application.
 
 The transports are the very same handlers the native server runs
-(``fastsockjs.transports.HANDLERS``, reached through the Listener's routing):
+(``fastsockjs.transports.HANDLERS``, reached through the engine's dispatch):
 only the Exchange / Sink they answer through is different. Here it turns
 ``respond`` into ``http.response.start`` + ``http.response.body``, ``stream``
 into a streamed body (``more_body=True`` chunks, client disconnects noticed
@@ -17,9 +17,10 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from fastsockjs.aio.endpoint import Endpoint
-from fastsockjs.aio.listener import NOT_FOUND_BODY, Listener
-from fastsockjs.asgi._common import (
+from fastsockjs.engine.core import NOT_FOUND_BODY, Engine
+from fastsockjs.engine.mount import Mount
+from fastsockjs.options import Options
+from fastsockjs.protocol.asgi import (
     HIGH_WATER,
     LOW_WATER,
     ASGIApp,
@@ -31,8 +32,15 @@ from fastsockjs.asgi._common import (
     paths,
     request_from_scope,
 )
-from fastsockjs.protocol.http import TEXT_PLAIN, Headers, HttpError, Request
-from fastsockjs.protocol.routing import owns
+from fastsockjs.protocol.http import (
+    TEXT_PLAIN,
+    Headers,
+    HttpError,
+    Request,
+    error_response,
+    log_access,
+)
+from fastsockjs.transports.base import SinkOwner
 
 if TYPE_CHECKING:
     from fastsockjs.server import Server
@@ -44,28 +52,9 @@ _access = logging.getLogger("fastsockjs.access")
 def _log_access(request: Request | None, started: float, status: int, note: str = "") -> None:
     """The access line the native server writes, for a request SockJSApp answered."""
     if request is not None and _access.isEnabledFor(logging.INFO):
-        ms = (time.monotonic() - started) * 1000
-        _access.info("%s - %s %s HTTP/%s %d %.1fms%s", request.remote[0], request.method,
-                     request.url, request.version, status, ms, note)
+        log_access(_access, request, status, (time.monotonic() - started) * 1000, note)
 
 _SERVER_ERROR = HttpError(500, "500 - Internal Server Error")
-
-
-class _Host(Listener):
-    """A Listener that never listens: mounts, routing, the deadline heap
-    and task spawning for the ASGI application, bound to the loop it runs on."""
-
-    def bind(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._loop is loop:
-            return
-        old = self._loop
-        if old is not None and not old.is_closed() and any(e.live_sessions for e in self.endpoints):
-            raise RuntimeError("a SockJSApp serves one event loop at a time")
-        if self._timers is not None:
-            self._timers.close()
-            self._timers = None
-        self._loop = loop
 
 
 class SockJSApp:
@@ -90,26 +79,45 @@ class SockJSApp:
         shutdown_timeout: float = 5.0,
         **overrides: Any,
     ) -> None:
-        self.listener = _Host(max_body=max_body)
+        self.engine = Engine()
+        self.max_body = max_body
         self.fallback = fallback
         self.shutdown_timeout = shutdown_timeout
+        # Requests and WebSockets being served now (stats' "connections").
+        self.active = 0
         for server in servers:
-            server.install_handlers(self.listener, **overrides)
+            server.install_handlers(self, **overrides)
 
-    def install(self, server: Server, **overrides: Any) -> Endpoint:
+    def mount(self, server: Server, options: Options) -> Mount:
+        """Called by ``server.install_handlers(app)``."""
+        mount = self.engine.mount(server, options)
+        self.max_body = max(self.max_body, options.max_message_size)
+        return mount
+
+    def install(self, server: Server, **overrides: Any) -> Mount:
         """Mount one more server (``overrides`` as for ``install_handlers``)."""
-        return server.install_handlers(self.listener, **overrides)
+        mount: Mount = server.install_handlers(self, **overrides)
+        return mount
 
     @property
-    def endpoints(self) -> list[Endpoint]:
-        return self.listener.endpoints
+    def endpoints(self) -> list[Mount]:
+        return self.engine.mounts
+
+    def stats(self) -> dict[str, Any]:
+        """The same figures as ``Listener.stats()``; socket bytes are the ASGI
+        server's, so they stay 0 here."""
+        return {"connections": self.active, "bytes_in": 0, "bytes_out": 0,
+                **self.engine.stats()}
+
+    def _bind(self) -> None:
+        self.engine.bind(asyncio.get_running_loop())
 
     async def shutdown(self, timeout: float | None = None) -> None:
         """Close every session (1001 "Server shutting down"), waiting at most
         ``timeout`` seconds for the close frames to go out."""
-        if self.listener._loop is None:
+        if self.engine.runtime is None:
             return
-        await self.listener.shutdown(self.shutdown_timeout if timeout is None else timeout)
+        await self.engine.shutdown(self.shutdown_timeout if timeout is None else timeout)
 
     # -- ASGI ------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -121,7 +129,7 @@ class SockJSApp:
             if self.fallback is not None:
                 await self.fallback(scope, receive, send)
             return
-        self.listener.bind()
+        self._bind()
         found = self._find(scope)
         if found is None:
             if self.fallback is not None:
@@ -132,26 +140,25 @@ class SockJSApp:
                 await _deny_websocket(scope, receive, send, 404)
             return
         endpoint, rest, full_path = found
-        if kind == "http":
-            await self._http(scope, receive, send, endpoint, rest, full_path)
-        else:
-            await self._websocket(scope, receive, send, endpoint, rest, full_path)
-
-    def _find(self, scope: Scope) -> tuple[Endpoint, str, str] | None:
-        rel, full = paths(scope)
-        endpoints = self.listener.endpoints
-        for endpoint in endpoints:
-            if owns(endpoint.prefix, rel):
-                return endpoint, rel[len(endpoint.prefix) :], full
-        if full != rel:
-            for endpoint in endpoints:
-                if owns(endpoint.prefix, full):
-                    return endpoint, full[len(endpoint.prefix) :], full
-        return None
-
-    def _dispatch(self, endpoint: Endpoint, request: Request, exchange: Any, rest: str) -> None:
+        self.active += 1
         try:
-            self.listener._sockjs(endpoint, request, exchange, rest)
+            if kind == "http":
+                await self._http(scope, receive, send, endpoint, rest, full_path)
+            else:
+                await self._websocket(scope, receive, send, endpoint, rest, full_path)
+        finally:
+            self.active -= 1
+
+    def _find(self, scope: Scope) -> tuple[Mount, str, str] | None:
+        rel, full = paths(scope)
+        found = self.engine.find(rel)
+        if found is None and full != rel:
+            found = self.engine.find(full)
+        return None if found is None else (found[0], found[1], full)
+
+    def _dispatch(self, endpoint: Mount, request: Request, exchange: Any, rest: str) -> None:
+        try:
+            self.engine.dispatch(endpoint, request, exchange, rest)
         except HttpError as err:
             exchange.error(err)
         except Exception:
@@ -160,10 +167,10 @@ class SockJSApp:
 
     # -- http ------------------------------------------------------------------------
     async def _http(
-        self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint, rest: str,
+        self, scope: Scope, receive: Receive, send: Send, endpoint: Mount, rest: str,
         full_path: str,
     ) -> None:
-        limit = self.listener.max_body
+        limit = self.max_body
         parts: list[bytes] = []
         size = 0
         too_big = False
@@ -184,7 +191,7 @@ class SockJSApp:
             if not message.get("more_body", False):
                 break
         request = request_from_scope(scope, full_path, b"".join(parts))
-        exchange = HttpExchange(self.listener, request)
+        exchange = HttpExchange(self.engine, request)
         if too_big:
             exchange.error(HttpError(413, "Payload Too Large"))
         else:
@@ -193,14 +200,18 @@ class SockJSApp:
 
     # -- websocket ---------------------------------------------------------------------
     async def _websocket(
-        self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint, rest: str,
+        self, scope: Scope, receive: Receive, send: Send, endpoint: Mount, rest: str,
         full_path: str,
     ) -> None:
         message = await receive()
         if message["type"] != "websocket.connect":
             return
         request = request_from_scope(scope, full_path)
-        exchange = WebSocketExchange(self.listener, request)
+        # The ASGI server owns the handshake and has accepted its key already
+        # (Starlette's TestClient sends "testserver=="): the transport's own
+        # check must not refuse it again.
+        request.headers["sec-websocket-key"] = "AAAAAAAAAAAAAAAAAAAAAA=="
+        exchange = WebSocketExchange(self.engine, request)
         self._dispatch(endpoint, request, exchange, rest)
         ws = exchange.ws
         if ws is None:
@@ -217,7 +228,7 @@ class SockJSApp:
             kind = str(message.get("type", ""))
             seen.add(kind)
             if kind == "lifespan.startup":
-                self.listener.bind()
+                self._bind()
             elif kind == "lifespan.shutdown":
                 await self.shutdown()
             return message
@@ -240,7 +251,7 @@ class SockJSApp:
             message = await receive()
             if message.get("type") != "lifespan.startup":
                 return
-        self.listener.bind()
+        self._bind()
         await send({"type": "lifespan.startup.complete"})
         while True:
             message = await receive()
@@ -273,18 +284,9 @@ async def _deny_websocket(scope: Scope, receive: Receive, send: Send, status: in
     await exchange.deny(scope, send)
 
 
-def _error_answer(err: HttpError) -> tuple[int, Headers, bytes]:
-    """What the native Exchange.error answers."""
-    if err.status == 405:
-        # The protocol wants a bare 405: no body, no content type.
-        return 405, list(err.headers), b""
-    return err.status, [("Content-Type", TEXT_PLAIN), *err.headers], err.message.encode("utf-8")
-
-
-def _count_error(listener: Any, status: int) -> None:
-    errors = getattr(listener, "http_errors", None)
-    if status >= 400 and isinstance(errors, dict):
-        errors[status] = errors.get(status, 0) + 1
+def _count_error(engine: Engine | None, status: int) -> None:
+    if engine is not None:
+        engine.count_error(status)
 
 
 class HttpExchange:
@@ -295,11 +297,11 @@ class HttpExchange:
     """
 
     __slots__ = (
-        "listener", "request", "done", "_queue", "_buffered", "_high", "_wake", "_abort",
+        "listener", "request", "done", "_queue", "_buffered", "_high", "_wake", "_owner",
         "_streaming", "_complete", "_gone", "_failed", "_started",
     )
 
-    def __init__(self, listener: Any, request: Request) -> None:
+    def __init__(self, listener: Engine, request: Request) -> None:
         self.listener = listener
         self.request = request
         self._started = time.monotonic()
@@ -308,7 +310,7 @@ class HttpExchange:
         self._buffered = 0
         self._high = False
         self._wake = asyncio.Event()
-        self._abort: Any = None
+        self._owner: SinkOwner | None = None
         self._streaming = False
         self._complete = False  # the last message is sent
         self._gone = False
@@ -344,7 +346,7 @@ class HttpExchange:
             self._failed = True
             self._wake.set()
             return
-        self.respond(*_error_answer(err))
+        self.respond(*error_response(err))
 
     def stream(self, status: int, headers: Headers) -> HttpExchange:
         self._streaming = True
@@ -374,8 +376,8 @@ class HttpExchange:
     def buffered(self) -> int:
         return self._buffered
 
-    def on_abort(self, callback: Any) -> None:
-        self._abort = callback
+    def attach(self, owner: SinkOwner) -> None:
+        self._owner = owner
 
     def write(self, data: bytes) -> None:
         if self.done or self._gone or not data:
@@ -399,15 +401,14 @@ class HttpExchange:
         if self.done:
             return
         self.done = True
-        callback, self._abort = self._abort, None
-        if callback is not None:
-            callback()
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner.abort()
 
     def _writable_again(self) -> None:
-        owner = getattr(self._abort, "__self__", None)
-        again = getattr(owner, "writable_again", None)
-        if again is not None:
-            again()
+        owner = self._owner
+        if owner is not None:
+            owner.writable_again()
 
     # -- the coroutine that talks to the ASGI server ----------------------------------
     async def run(self, receive: Receive, send: Send) -> None:
@@ -463,7 +464,7 @@ class _DeadSink:
     def __init__(self, exchange: WebSocketExchange) -> None:
         self.exchange = exchange
         self.flow = self
-        self._abort: Any = None
+        self._owner: SinkOwner | None = None
 
     def write(self, data: bytes) -> None:
         self.exchange.body += data
@@ -471,13 +472,13 @@ class _DeadSink:
     def end(self, last: bytes = b"") -> None:
         self.exchange.body += last
 
-    def on_abort(self, callback: Any) -> None:
-        self._abort = callback
+    def attach(self, owner: SinkOwner) -> None:
+        self._owner = owner
 
     def lost(self) -> None:
-        callback, self._abort = self._abort, None
-        if callback is not None:
-            callback()
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner.abort()
 
 
 class WebSocketExchange:
@@ -485,7 +486,7 @@ class WebSocketExchange:
     becomes a denial response (``websocket.http.response``) where the server
     offers that extension, a plain refusal (403) otherwise."""
 
-    def __init__(self, listener: Any, request: Request | None) -> None:
+    def __init__(self, listener: Engine | None, request: Request | None) -> None:
         self.listener = listener
         self.request = request
         self._started = time.monotonic()
@@ -504,7 +505,7 @@ class WebSocketExchange:
 
     def error(self, err: HttpError) -> None:
         _count_error(self.listener, err.status)
-        self.respond(*_error_answer(err))
+        self.respond(*error_response(err))
 
     def stream(self, status: int, headers: Headers) -> _DeadSink:
         self.respond(status, headers)
@@ -547,6 +548,9 @@ class AsgiWebSocket:
         "app", "max_size", "close_sent", "closed", "disconnected", "_aborting", "_queue",
         "_buffered", "_high", "_wake",
     )
+
+    #: No frame codec here: the ASGI server frames what ``send_text`` queues.
+    codec = None
 
     def __init__(self, app: Any, max_size: int) -> None:
         self.app = app
@@ -656,13 +660,13 @@ class AsgiWebSocket:
                         if len(text) > max_size or (
                             len(text) * 4 > max_size and len(text.encode("utf-8")) > max_size
                         ):
-                            self.close(1009, "Message too big")
+                            self.close(1009, "message too big")
                         else:
                             app.on_text(text)
                     else:
                         data = message.get("bytes") or b""
                         if len(data) > max_size:
-                            self.close(1009, "Message too big")
+                            self.close(1009, "message too big")
                         else:
                             app.on_binary(data)
                 except Exception:

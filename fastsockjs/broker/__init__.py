@@ -23,15 +23,9 @@ messages cross processes right now (for a health check): see
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from fastsockjs.broker.base import Broker, Health, MemoryBroker, Subscribed
-
-#: The command line puts ``--broker`` here for ``fastsockjs run`` factories.
-ENV_BROKER = "FASTSOCKJS_BROKER"
-
-_default: Broker | None = None
 
 
 def make_broker(url: str | None = None, **kwargs: Any) -> Broker:
@@ -45,20 +39,6 @@ def make_broker(url: str | None = None, **kwargs: Any) -> Broker:
 
         return RedisBroker(url, **kwargs)
     raise ValueError(f"unknown broker {url!r}: use memory:// or redis://host:port/db")
-
-
-def default_broker() -> Broker:
-    """This process's shared broker, made from ``$FASTSOCKJS_BROKER`` on first use
-    (the command line's ``--broker``; in-memory when unset)."""
-    global _default
-    if _default is None:
-        _default = make_broker(os.environ.get(ENV_BROKER) or None)
-    return _default
-
-
-def set_default_broker(broker: Broker | None) -> None:
-    global _default
-    _default = broker
 
 
 def __getattr__(name: str) -> Any:
@@ -75,8 +55,5 @@ __all__ = [
     "MemoryBroker",
     "Subscribed",
     "RedisBroker",
-    "default_broker",
     "make_broker",
-    "set_default_broker",
-    "ENV_BROKER",
 ]

@@ -22,14 +22,21 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from fastsockjs import frames
-from fastsockjs.connection import _as_text
+from fastsockjs.frames import as_text, fan_out
 from fastsockjs.protocol.session import ReadyState
 
-if TYPE_CHECKING:
-    from fastsockjs.connection import Connection
+
+class Subscriber(Protocol):
+    """What the broker needs of a subscriber (a :class:`fastsockjs.Connection`
+    is one): its state, its ``'close'`` event, and quoted writes."""
+
+    @property
+    def ready_state(self) -> ReadyState: ...
+    def on(self, event: str, handler: Callable[..., Any]) -> Any: ...
+    def off(self, event: str, handler: Callable[..., Any] | None = None) -> Any: ...
+    def write_quoted(self, quoted: str, text: str) -> bool: ...
 
 log = logging.getLogger("fastsockjs.broker")
 
@@ -99,14 +106,14 @@ class Broker:
     def __init__(self) -> None:
         #: Identifies this process's messages in a shared backend.
         self.origin: str = uuid.uuid4().hex
-        self._members: dict[str, dict[Connection, None]] = {}
-        self._subs: dict[Connection, tuple[set[str], Callable[[], None]]] = {}
+        self._members: dict[str, dict[Subscriber, None]] = {}
+        self._subs: dict[Subscriber, tuple[set[str], Callable[[], None]]] = {}
         self.published = 0  # publish() calls
         self.delivered = 0  # local writes accepted
         self.log = log
 
     # -- membership ------------------------------------------------------------
-    def subscribe(self, conn: Connection, *channels: str) -> Subscribed:
+    def subscribe(self, conn: Subscriber, *channels: str) -> Subscribed:
         """Add ``conn`` to ``channels``; false if the connection is already closed.
 
         Local delivery starts at once. ``await broker.subscribe(conn, ch)`` also
@@ -137,7 +144,7 @@ class Broker:
             members[conn] = None
         return Subscribed(True, self._confirmation(channels))
 
-    def unsubscribe(self, conn: Connection, *channels: str) -> None:
+    def unsubscribe(self, conn: Subscriber, *channels: str) -> None:
         """Remove ``conn`` from ``channels`` (from every channel when none are given)."""
         entry = self._subs.get(conn)
         if entry is None:
@@ -157,11 +164,11 @@ class Broker:
             del self._subs[conn]
             conn.off("close", on_close)
 
-    def members(self, channel: str) -> list[Connection]:
+    def members(self, channel: str) -> list[Subscriber]:
         """The local connections subscribed to ``channel``."""
         return list(self._members.get(channel, ()))
 
-    def channels(self, conn: Connection | None = None) -> set[str]:
+    def channels(self, conn: Subscriber | None = None) -> set[str]:
         """Channels with local subscribers, or those ``conn`` is subscribed to."""
         if conn is None:
             return set(self._members)
@@ -177,7 +184,7 @@ class Broker:
         """
         _check_channel(channel)
         if type(message) is not str:
-            message = _as_text(message)
+            message = as_text(message)
         self.published += 1
         sent = self.deliver(channel, message)
         self._forward(channel, message)
@@ -188,16 +195,8 @@ class Broker:
         members = self._members.get(channel)
         if not members:
             return 0
-        quoted = frames.quote(message)
-        sent = 0
         # A copy: a write may close a slow session, which unsubscribes it.
-        for conn in tuple(members):
-            session = conn._session
-            send_quoted = getattr(session, "send_quoted", None)
-            if send_quoted is not None:
-                sent += send_quoted(quoted)
-            else:  # raw WebSocket sessions send plain text
-                sent += session.send(message)
+        sent = fan_out(message, tuple(members))
         self.delivered += sent
         return sent
 

@@ -39,6 +39,7 @@ class Request:
         "remote",
         "upgrade",
         "error",
+        "ws_deflate",
         "_params",
     )
 
@@ -67,6 +68,10 @@ class Request:
         #: Set when the request was refused while it was read (413, 400): it is
         #: answered with this, in its turn, and never dispatched.
         self.error: HttpError | None = None
+        # The permessage-deflate parameters the websocket transport agreed to
+        # (protocol.websocket.DeflateParams): the 101 answer and the codec
+        # the I/O layer builds for this upgrade take them from here.
+        self.ws_deflate: Any = None
         self._params: dict[str, list[str]] | None = None
 
     def param(self, name: str) -> str | None:
@@ -125,22 +130,6 @@ def request_target(
     elif not _HOST_RE.fullmatch(host):
         return target, HttpError(400, "Bad Request: invalid Host header")
     return target, None
-
-
-def _date_cache() -> Any:
-    last = [0, ""]
-
-    def http_date() -> str:
-        now = int(time.time())
-        if now != last[0]:
-            last[0] = now
-            last[1] = formatdate(now, usegmt=True)
-        return str(last[1])
-
-    return http_date
-
-
-http_date = _date_cache()
 
 
 def head(
@@ -219,6 +208,23 @@ def jsessionid_header(request: Request, jsessionid: Any, out: Headers) -> None:
     if not _JSESSIONID_RE.fullmatch(jsid):
         jsid = "dummy"
     out.append(("Set-Cookie", f"JSESSIONID={jsid}; path=/"))
+
+
+def error_response(err: HttpError) -> tuple[int, Headers, bytes]:
+    """Status, headers and body of the answer to ``err`` (both hosts send this)."""
+    if err.status == 405:
+        # The protocol wants a bare 405: no body, no content type.
+        return 405, list(err.headers), b""
+    return err.status, [("Content-Type", TEXT_PLAIN), *err.headers], err.message.encode("utf-8")
+
+
+ACCESS_FORMAT = "%s - %s %s HTTP/%s %d %.1fms%s"
+
+
+def log_access(logger: Any, request: Request, status: int, ms: float, note: str = "") -> None:
+    """One access-log line (both hosts write the same); callers check the level."""
+    logger.info(ACCESS_FORMAT, request.remote[0], request.method, request.url, request.version,
+                status, ms, note)
 
 
 class HttpError(Exception):

@@ -9,22 +9,10 @@ dot. A trailing slash is tolerated everywhere, as sockjs-node does.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from fastsockjs.options import ENDPOINT_TRANSPORTS, Options
-
-__all__ = ["ENDPOINT_TRANSPORTS", "Route", "NotFound", "MethodNotAllowed", "route", "owns"]
-
-_SESSION_METHODS: dict[str, tuple[str, ...]] = {
-    "xhr": ("POST", "OPTIONS"),
-    "xhr_send": ("POST", "OPTIONS"),
-    "xhr_streaming": ("POST", "OPTIONS"),
-    "eventsource": ("GET",),
-    "htmlfile": ("GET",),
-    "jsonp": ("GET",),
-    "jsonp_send": ("POST",),
-    "websocket": ("GET",),
-}
+__all__ = ["Route", "NotFound", "MethodNotAllowed", "route", "owns"]
 
 _SESSION_RE = re.compile(r"/([^/.]+)/([^/.]+)/([a-z_]+)/?")
 _IFRAME_RE = re.compile(r"/iframe[0-9a-z._-]*\.html/?")
@@ -59,15 +47,24 @@ def owns(prefix: str, path: str) -> bool:
     return len(path) == len(prefix) or path[len(prefix)] == "/"
 
 
-def route(options: Options, method: str, rest: str) -> Route | NotFound | MethodNotAllowed:
-    """Route ``rest``, the path after the prefix ('' or starting with '/')."""
+def route(
+    session_methods: Mapping[str, tuple[str, ...]],
+    enabled: Collection[str],
+    method: str,
+    rest: str,
+) -> Route | NotFound | MethodNotAllowed:
+    """Route ``rest``, the path after the prefix ('' or starting with '/').
+
+    ``session_methods``: each session endpoint's allowed methods (the
+    transports' table); ``enabled``: the endpoints the mount's options leave on.
+    """
     if rest in ("", "/"):
         return _only(method, ("GET",), Route("greeting"))
     m = _SESSION_RE.fullmatch(rest)
     if m is not None:
         endpoint = m.group(3)
-        methods = _SESSION_METHODS.get(endpoint)
-        if methods is None or endpoint not in options.enabled_endpoints:
+        methods = session_methods.get(endpoint)
+        if methods is None or endpoint not in enabled:
             return NOT_FOUND
         if method == "OPTIONS" and "OPTIONS" in methods:
             return Route("options", m.group(1), m.group(2))
@@ -77,7 +74,7 @@ def route(options: Options, method: str, rest: str) -> Route | NotFound | Method
             return Route("info_options")
         return _only(method, ("GET", "OPTIONS"), Route("info"))
     if rest in ("/websocket", "/websocket/"):
-        if "raw_websocket" not in options.enabled_endpoints:
+        if "raw_websocket" not in enabled:
             return NOT_FOUND
         return _only(method, ("GET",), Route("raw_websocket"))
     if _IFRAME_RE.fullmatch(rest):

@@ -28,15 +28,14 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from fastsockjs import frames
 from fastsockjs.protocol.timers import Deadline, TimerQueue
 
-if TYPE_CHECKING:
-    from fastsockjs.connection import Connection
-
-__all__ = ["ReadyState", "Session", "SessionHost", "Receiver", "ANOTHER_CONNECTION"]
+__all__ = [
+    "ANOTHER_CONNECTION", "ReadyState", "Receiver", "Session", "SessionConnection", "SessionHost",
+]
 
 ANOTHER_CONNECTION = frames.close_frame(2010, "Another connection still open")
 OUTBOX_FULL = (1013, "Outgoing queue full")
@@ -71,7 +70,22 @@ class SessionHost(Protocol):
     def create_future(self) -> Any: ...
     def spawn(self, awaitable: Any) -> None: ...
     def forget(self, session: Session) -> None: ...
-    def opened(self, connection: Connection) -> None: ...
+    def new_connection(self, session: Session) -> SessionConnection: ...
+    def opened(self, connection: SessionConnection) -> None: ...
+
+
+class SessionConnection(Protocol):
+    """The application's object for a session, made by the host (the public
+    :class:`fastsockjs.Connection`): events out, request facts in."""
+
+    id: str
+    protocol: str
+    remote_address: str | None
+
+    def emit(self, event: str, *args: Any) -> bool: ...
+    def emit_each(self, event: str, items: list[Any], alive: Any) -> None: ...
+    def remove_all_listeners(self) -> None: ...
+    def fill(self, request: Any, protocol: str, prefix: str) -> None: ...
 
 
 class Receiver(Protocol):
@@ -149,7 +163,7 @@ class Session(Drainable):
         "outbox",
         "outbox_bytes",
         "dropped",
-        "recv",
+        "receiver",
         "connection",
         "close_frame",
         "_deadline",
@@ -161,15 +175,13 @@ class Session(Drainable):
     )
 
     def __init__(self, session_id: str | None, host: SessionHost) -> None:
-        from fastsockjs.connection import Connection
-
         self.session_id = session_id
         self.host = host
         self.state = ReadyState.CONNECTING
         self.outbox: list[str] = []
         self.outbox_bytes = 0
         self.dropped = 0
-        self.recv: Receiver | None = None
+        self.receiver: Receiver | None = None
         self.close_frame = ""
         self._deadline = Deadline(host.timers, self.on_timer)
         self._deadline_kind = 0
@@ -180,8 +192,7 @@ class Session(Drainable):
         # Closed before 'connection' was emitted: 'close' waits for it (see _announce).
         self._close_deferred = False
         self._waiters: list[Any] | None = None
-        self.connection: Connection = Connection(self)
-        self.connection._spawn = host.spawn
+        self.connection = host.new_connection(self)
         # A session nobody attaches to must not live forever.
         self._set_deadline(_DISCONNECT, host.now() + host.disconnect_delay)
 
@@ -195,7 +206,7 @@ class Session(Drainable):
         if self.state is ReadyState.CLOSED or self._deadline_kind == 0:
             return
         if self._deadline_kind == _HEARTBEAT:
-            recv = self.recv
+            recv = self.receiver
             if recv is not None:
                 self._set_deadline(_HEARTBEAT, now + self.host.heartbeat_delay)
                 recv.heartbeat()
@@ -209,7 +220,7 @@ class Session(Drainable):
         ``request`` (the HTTP request that brought the receiver) refreshes the
         request facts the application sees on its connection.
         """
-        if self.recv is not None:
+        if self.receiver is not None:
             recv.send_frame(ANOTHER_CONNECTION)
             recv.finish()
             return False
@@ -220,16 +231,16 @@ class Session(Drainable):
             if self.state is ReadyState.CLOSING:
                 self._set_deadline(_DISCONNECT, self.host.now() + self.host.disconnect_delay)
             return False
-        self.recv = recv
+        self.receiver = recv
         recv.session = self
         if request is not None:
-            self.connection._fill(request, recv.protocol, self.host.prefix)
+            self.connection.fill(request, recv.protocol, self.host.prefix)
         if self.state is ReadyState.CONNECTING:
             recv.send_frame(frames.OPEN_FRAME)
             self.state = ReadyState.OPEN
             self._early = []
             self.host.defer(self._announce)
-        if self.recv is None:  # a polling receiver ends after one frame
+        if self.receiver is None:  # a polling receiver ends after one frame
             return True
         if self.outbox:
             self.flush()
@@ -239,9 +250,9 @@ class Session(Drainable):
 
     def detach(self, recv: Receiver) -> None:
         """The receiver ended (``delay_disconnect`` false: the client aborted it)."""
-        if self.recv is not recv:
+        if self.receiver is not recv:
             return
-        self.recv = None
+        self.receiver = None
         recv.session = None
         if recv.delay_disconnect:
             self._set_deadline(_DISCONNECT, self.host.now() + self.host.disconnect_delay)
@@ -261,13 +272,16 @@ class Session(Drainable):
             return False
         return self.send_quoted(_quote(message))
 
+    def write_quoted(self, quoted: str, text: str) -> bool:
+        return self.send_quoted(quoted)
+
     def send_quoted(self, quoted: str) -> bool:
         """Queue an already-quoted message (broadcast encodes once for all)."""
         if self.state is not _OPEN:
             return False
         host = self.host
         size = self.outbox_bytes + len(quoted)
-        recv = self.recv
+        recv = self.receiver
         # The socket buffer counts too, but is only worth asking about once the
         # transport has pushed back (paused): until then it is small.
         if (
@@ -301,14 +315,14 @@ class Session(Drainable):
     def flush(self) -> None:
         """Write the outbox as one frame (the host calls this at end of turn)."""
         self._flush_pending = False
-        recv = self.recv
+        recv = self.receiver
         if recv is None or not self.outbox:
             return
         batch, self.outbox = self.outbox, []
         self.outbox_bytes = 0
         self.host.messages_out += len(batch)
         recv.send_messages(batch)
-        if self.recv is not None:
+        if self.receiver is not None:
             self._set_deadline(_HEARTBEAT, self.host.now() + self.host.heartbeat_delay)
         if self._waiters:
             self.wake_drainers()
@@ -318,13 +332,20 @@ class Session(Drainable):
             return False
         self.state = ReadyState.CLOSING
         self.close_frame = frames.close_frame(code, reason)
-        recv = self.recv
+        recv = self.receiver
         if recv is not None:
             self._drain_outbox_to(recv)
-            if self.recv is not None:
+            if self.receiver is not None:
                 recv.send_frame(self.close_frame)
             recv.finish()
         return True
+
+    def fail(self, code: int, reason: str) -> None:
+        """The client broke the protocol: the session ends with ``c[code,reason]``
+        (the receiver sends it and drops its connection)."""
+        if self.state is ReadyState.OPEN:
+            self.close_frame = frames.close_frame(code, reason)
+            self.state = ReadyState.CLOSING
 
     def receive(self, message: Any) -> None:
         """A message from the client."""
@@ -358,9 +379,9 @@ class Session(Drainable):
         """End the session: CLOSED, forgotten, ``'close'`` emitted once."""
         if self.state is ReadyState.CLOSED:
             return
-        recv = self.recv
+        recv = self.receiver
         if recv is not None:
-            self.recv = None
+            self.receiver = None
             recv.session = None
             recv.finish()
         self.state = ReadyState.CLOSED
@@ -378,6 +399,12 @@ class Session(Drainable):
         self.connection.emit("close")
         self.connection.remove_all_listeners()
 
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes written by the application and not yet taken by the kernel."""
+        receiver = self.receiver
+        return self.outbox_bytes + (receiver.buffered if receiver is not None else 0)
+
     # -- drain ---------------------------------------------------------------
     @property
     def drained(self) -> bool:
@@ -385,6 +412,6 @@ class Session(Drainable):
             return True
         if self.outbox:
             return False
-        recv = self.recv
+        recv = self.receiver
         return recv is None or not recv.paused
 

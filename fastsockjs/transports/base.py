@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fastsockjs.protocol.http import Headers, HttpError, Request
@@ -15,8 +17,16 @@ if TYPE_CHECKING:
     from fastsockjs.protocol.routing import Route
 
 
+class SinkOwner(Protocol):
+    """What writes into a Sink, told by the host when the client went away
+    before the end (``abort``) and when a paused sink can take more again."""
+
+    def abort(self) -> None: ...
+    def writable_again(self) -> None: ...
+
+
 class Sink(Protocol):
-    """A response body being streamed (or a WebSocket), provided by the I/O layer."""
+    """A response body being streamed, provided by the host."""
 
     @property
     def paused(self) -> bool: ...
@@ -26,7 +36,7 @@ class Sink(Protocol):
     def flow(self) -> Any: ...
     def write(self, data: bytes) -> None: ...
     def end(self, last: bytes = b"") -> None: ...
-    def on_abort(self, callback: Any) -> None: ...
+    def attach(self, owner: SinkOwner) -> None: ...
 
 
 class Exchange(Protocol):
@@ -48,14 +58,32 @@ class Endpoint(Protocol):
 
     options: Options
     prefix: str
+    #: permessage-deflate negotiation (protocol.websocket.PerMessageDeflate), or
+    #: None when ``websocket_compression`` is off.
+    ws_deflate: Any
 
     def session(self, session_id: str) -> Session | None: ...
     def open_session(self, session_id: str) -> Session: ...
     def new_ws_session(self) -> Session: ...
     def session_headers(self, request: Request, headers: Headers, cors: bool = True) -> None: ...
     def iframe_page(self) -> tuple[bytes, str]: ...
-    def emit_connection(self, connection: Any) -> None: ...
     def raw_host(self) -> Any: ...
+
+
+Handler = Callable[[Endpoint, Request, "Exchange", "Route"], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    """One endpoint a transport module answers: its route ``kind``, handler,
+    allowed methods (session endpoints), and the transports that use it (the
+    endpoint is enabled while any of them is; none: always)."""
+
+    kind: str
+    handler: Handler
+    methods: tuple[str, ...] = ()
+    transports: tuple[str, ...] = ()
+    session: bool = True
 
 
 class StreamReceiver:
@@ -78,7 +106,7 @@ class StreamReceiver:
         self.done = False
         self.session: Session | None = None
         self.delay_disconnect = True
-        sink.on_abort(self.abort)
+        sink.attach(self)
 
     def encode(self, frame: str) -> bytes:
         raise NotImplementedError

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from fastsockjs.protocol.http import Headers, Request
 from fastsockjs.protocol.routing import Route
-from fastsockjs.transports.base import Endpoint, Exchange, StreamReceiver, open_session
+from fastsockjs.transports.base import (
+    Endpoint,
+    Exchange,
+    RouteSpec,
+    StreamReceiver,
+    open_session,
+)
 
 # sockjs-client runs decodeURI on every event, so '%' must be escaped too;
 # CR, LF and NUL would break the event framing.
@@ -27,3 +33,6 @@ def eventsource(endpoint: Endpoint, request: Request, exchange: Exchange, route:
     # Opera needed one more line break before the first event.
     sink.write(b"\r\n")
     session.attach(EventSourceReceiver(sink, endpoint.options.response_limit), request)
+
+
+ROUTES = (RouteSpec("eventsource", eventsource, ("GET",), ("eventsource",)),)

@@ -7,7 +7,13 @@ import re
 
 from fastsockjs.protocol.http import TEXT_HTML, Headers, HttpError, Request
 from fastsockjs.protocol.routing import Route
-from fastsockjs.transports.base import Endpoint, Exchange, StreamReceiver, open_session
+from fastsockjs.transports.base import (
+    Endpoint,
+    Exchange,
+    RouteSpec,
+    StreamReceiver,
+    open_session,
+)
 
 CALLBACK_RE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 
@@ -64,3 +70,6 @@ def htmlfile(endpoint: Endpoint, request: Request, exchange: Exchange, route: Ro
     sink = exchange.stream(200, headers)
     sink.write(prelude(callback))
     session.attach(HtmlFileReceiver(sink, endpoint.options.response_limit), request)
+
+
+ROUTES = (RouteSpec("htmlfile", htmlfile, ("GET",), ("htmlfile",)),)

@@ -20,7 +20,7 @@ from fastsockjs.protocol.http import (
     no_cache,
 )
 from fastsockjs.protocol.routing import Route
-from fastsockjs.transports.base import Endpoint, Exchange
+from fastsockjs.transports.base import Endpoint, Exchange, RouteSpec
 
 GREETING = b"Welcome to SockJS!\n"
 
@@ -93,3 +93,13 @@ def iframe(endpoint: Endpoint, request: Request, exchange: Exchange, route: Rout
     headers.append(("Content-Type", TEXT_HTML))
     headers.append(("ETag", etag))
     exchange.respond(200, headers, body)
+
+
+# Answered on every mount, whatever transports are enabled.
+ROUTES = (
+    RouteSpec("greeting", greeting, session=False),
+    RouteSpec("info", info, session=False),
+    RouteSpec("info_options", info_options, session=False),
+    RouteSpec("iframe", iframe, session=False),
+    RouteSpec("options", session_options, session=False),
+)

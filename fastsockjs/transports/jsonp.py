@@ -9,6 +9,7 @@ from fastsockjs.protocol.routing import Route
 from fastsockjs.transports.base import (
     Endpoint,
     Exchange,
+    RouteSpec,
     StreamReceiver,
     body_text,
     decode_body,
@@ -54,3 +55,9 @@ def jsonp_send(endpoint: Endpoint, request: Request, exchange: Exchange, route: 
     endpoint.session_headers(request, headers, cors=False)
     # Konqueror mishandles 204 here, hence a tiny body.
     exchange.respond(200, headers, b"ok")
+
+
+ROUTES = (
+    RouteSpec("jsonp", jsonp, ("GET",), ("jsonp-polling",)),
+    RouteSpec("jsonp_send", jsonp_send, ("POST",), ("jsonp-polling",)),
+)

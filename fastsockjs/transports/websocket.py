@@ -13,7 +13,7 @@ from fastsockjs.protocol.http import HttpError, Request
 from fastsockjs.protocol.routing import Route
 from fastsockjs.protocol.session import OUTBOX_FULL, Drainable, ReadyState, Session
 from fastsockjs.protocol.websocket import CLOSE_UNSUPPORTED, check_handshake
-from fastsockjs.transports.base import Endpoint, Exchange
+from fastsockjs.transports.base import Endpoint, Exchange, RouteSpec
 
 BROKEN_FRAMING = (3000, "Broken framing.")
 
@@ -89,19 +89,21 @@ class WebSocketReceiver:
         if self.done:
             return
         ws = self.ws
-        codec = getattr(ws, "codec", None)  # (SockJSApp's WebSockets send text)
+        codec = ws.codec  # None where the host's WebSocket only sends text (ASGI)
         session = self.session
-        if len(quoted) == 1 and codec is not None and session is not None:
+        key = codec.frame_key if codec is not None else None
+        if len(quoted) == 1 and key is not None and codec is not None and session is not None:
             # A broadcast hands every session the same quoted object: the WebSocket
-            # frame is built once, for the first of them, and its bytes reused.
+            # frame is built (and compressed) once, for the first of the sessions
+            # whose codecs build the same bytes, and reused by the others.
             host = session.host
             message = quoted[0]
             cached = host.frame_cache
-            if cached[0] is message and cached[1] is type(codec):
+            if cached[0] is message and cached[1] is key:
                 data = cached[2]
             else:
                 data = codec.text("a[" + message + "]")
-                host.frame_cache = (message, type(codec), data)
+                host.frame_cache = (message, key, data)
             ws.send_encoded(data)
             return
         ws.send_text("a[" + ",".join(quoted) + "]")
@@ -121,9 +123,8 @@ class WebSocketReceiver:
     def fail(self, code: int, reason: str) -> None:
         """Close the session with ``c[code,reason]`` and drop the connection."""
         session = self.session
-        if session is not None and session.state is ReadyState.OPEN:
-            session.close_frame = frames.close_frame(code, reason)
-            session.state = ReadyState.CLOSING
+        if session is not None:
+            session.fail(code, reason)
         if not self.done:
             self.ws.send_text(frames.close_frame(code, reason))
             self.done = True
@@ -137,6 +138,8 @@ def sockjs_websocket(
     endpoint: Endpoint, request: Request, exchange: Exchange, route: Route
 ) -> None:
     kind = check_handshake(request)
+    if kind == "rfc6455":
+        _negotiate(endpoint, request)
     session = endpoint.new_ws_session()
     exchange.upgrade(
         WebSocketReceiver(session, request),
@@ -144,6 +147,16 @@ def sockjs_websocket(
         hixie76=kind == "hixie76",
         ping=_ping(endpoint),
     )
+
+
+def _negotiate(endpoint: Endpoint, request: Request) -> None:
+    """permessage-deflate, when enabled and offered: the I/O layer's 101 answer
+    and codec take what was agreed from ``request.ws_deflate``."""
+    deflate = endpoint.ws_deflate
+    if deflate is not None:
+        offer = request.headers.get("sec-websocket-extensions")
+        if offer:
+            request.ws_deflate = deflate.negotiate(offer)
 
 
 def _ping(endpoint: Endpoint) -> tuple[float, float] | None:
@@ -157,22 +170,19 @@ class RawSession(Drainable):
     __slots__ = ("host", "state", "connection", "ws", "request", "__weakref__")
 
     def __init__(self, host: Any, request: Request) -> None:
-        from fastsockjs.connection import Connection
-
         self.host = host
         self.state = ReadyState.CONNECTING
         self.request = request
         self.ws: Any = None
         self._waiters: list[Any] | None = None
-        self.connection = Connection(self)
-        self.connection._spawn = host.spawn
+        self.connection = host.new_connection(self)
 
     # WebSocket application interface
     def on_open(self, ws: Any) -> None:
         self.ws = ws
         self.state = ReadyState.OPEN
         self.host.raw_opened(self)
-        self.connection._fill(self.request, "websocket-raw", self.host.prefix)
+        self.connection.fill(self.request, "websocket-raw", self.host.prefix)
         self.host.opened(self.connection)
 
     def on_text(self, text: str) -> None:
@@ -194,6 +204,14 @@ class RawSession(Drainable):
         self.connection.remove_all_listeners()
 
     # Connection interface
+    def write_quoted(self, quoted: str, text: str) -> bool:
+        return self.send(text)  # raw sessions send plain text
+
+    @property
+    def queued_bytes(self) -> int:
+        ws = self.ws
+        return int(ws.buffered) if ws is not None else 0
+
     def send(self, message: str) -> bool:
         if self.state is not ReadyState.OPEN:
             return False
@@ -234,6 +252,7 @@ class RawSession(Drainable):
 def raw_websocket(endpoint: Endpoint, request: Request, exchange: Exchange, route: Route) -> None:
     if check_handshake(request) == "hixie76":
         raise HttpError(400, "Only supported WebSocket protocol is RFC 6455.")
+    _negotiate(endpoint, request)
     exchange.upgrade(
         RawSession(endpoint.raw_host(), request),
         endpoint.options.max_message_size,
@@ -241,4 +260,9 @@ def raw_websocket(endpoint: Endpoint, request: Request, exchange: Exchange, rout
     )
 
 
-__all__ = ["sockjs_websocket", "raw_websocket", "WebSocketReceiver", "RawSession"]
+ROUTES = (
+    RouteSpec("websocket", sockjs_websocket, ("GET",), ("websocket",)),
+    RouteSpec("raw_websocket", raw_websocket, ("GET",), ("websocket-raw",), session=False),
+)
+
+__all__ = ["ROUTES", "RawSession", "WebSocketReceiver", "raw_websocket", "sockjs_websocket"]

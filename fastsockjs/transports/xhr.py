@@ -7,6 +7,7 @@ from fastsockjs.protocol.routing import Route
 from fastsockjs.transports.base import (
     Endpoint,
     Exchange,
+    RouteSpec,
     StreamReceiver,
     body_text,
     decode_body,
@@ -59,3 +60,12 @@ def xhr_send(endpoint: Endpoint, request: Request, exchange: Exchange, route: Ro
     headers: Headers = [("Content-Type", TEXT_PLAIN)]
     endpoint.session_headers(request, headers)
     exchange.respond(204, headers)
+
+
+_POST = ("POST", "OPTIONS")
+ROUTES = (
+    RouteSpec("xhr", xhr_polling, _POST, ("xhr-polling",)),
+    RouteSpec("xhr_send", xhr_send, _POST,
+              ("xhr-polling", "xhr-streaming", "eventsource", "htmlfile")),
+    RouteSpec("xhr_streaming", xhr_streaming, _POST, ("xhr-streaming",)),
+)

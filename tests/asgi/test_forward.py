@@ -16,7 +16,8 @@ import websocket  # websocket-client
 pytest.importorskip("fastapi")
 
 from fastsockjs import Listener, apps
-from fastsockjs.asgi import AsgiFallback, forward, is_asgi_app
+from fastsockjs.aio import AsgiFallback, forward
+from fastsockjs.asgi import is_asgi_app
 from tests.asgi.webapp import make_fastapi
 from tests.helpers import RawHttp, ServerThread, close_code, request
 

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from fastsockjs import apps
-from fastsockjs.asgi import SockJSApp, as_fallback, forward, is_asgi_app
-from fastsockjs.asgi._common import paths
+from fastsockjs import Listener, apps
+from fastsockjs.aio import forward
+from fastsockjs.asgi import SockJSApp, is_asgi_app
+from fastsockjs.protocol.asgi import paths
 
 
 @pytest.mark.parametrize(
@@ -36,7 +37,7 @@ def test_paths(scope: dict[str, Any], expected: tuple[str, str]) -> None:
     assert paths(scope) == expected
 
 
-def test_detection_and_as_fallback() -> None:
+def test_detection_and_wrapping_as_a_listener_fallback() -> None:
     async def asgi(scope: Any, receive: Any, send: Any) -> None: ...
 
     class AsgiClass:
@@ -47,10 +48,16 @@ def test_detection_and_as_fallback() -> None:
 
     assert is_asgi_app(asgi) and is_asgi_app(AsgiClass()) and is_asgi_app(SockJSApp())
     assert not is_asgi_app(classic) and not is_asgi_app(print) and not is_asgi_app(42)
-    assert as_fallback(classic) is classic
-    wrapped = as_fallback(asgi)
-    assert wrapped.app is asgi and as_fallback(wrapped) is wrapped
-    assert as_fallback(None) is None
+    # A Listener serves an ASGI fallback through forward(), and anything else as it is.
+    listener = Listener(classic)
+    assert listener.fallback is classic
+    listener.fallback = asgi
+    wrapped = listener.fallback
+    assert wrapped.app is asgi
+    listener.fallback = wrapped
+    assert listener.fallback is wrapped
+    listener.fallback = None
+    assert listener.fallback is None
     with pytest.raises(ValueError):
         forward(asgi, lifespan="sometimes")
 

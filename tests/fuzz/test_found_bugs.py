@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import pytest
 
 from fastsockjs import cli
-from fastsockjs.aio.timers import LoopTimerQueue
 from fastsockjs.apps import echo
+from fastsockjs.engine.runtime import LoopTimerQueue
 from fastsockjs.protocol.timers import Deadline
 from tests.helpers import RawHttp, RawWebSocket, ServerThread, request
 

@@ -181,3 +181,17 @@ def test_chat_page_and_iframe_load_the_same_local_client(tmp_path: Path) -> None
         assert 'src="https://cdn.example/sockjs-1.6.1.min.js"' in iframe
     finally:
         cli.stop()
+
+
+def test_ws_compression_flag(tmp_path: Path) -> None:
+    for args, offered in ((("echo", "--ws-compression"), True), (("echo",), False)):
+        cli = Cli(tmp_path, *args)
+        try:
+            ws = RawWebSocket(cli.port, "/echo/websocket",
+                              {"Sec-WebSocket-Extensions": "permessage-deflate"})
+            assert ws.status == 101
+            assert ("permessage-deflate" in ws.headers.get("sec-websocket-extensions", "")) \
+                == offered, args
+            ws.close()
+        finally:
+            cli.stop()

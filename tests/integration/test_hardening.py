@@ -303,7 +303,7 @@ def test_vanished_client_frees_its_session(loop_kind: str) -> None:
         while st.call(lambda: endpoint.live_sessions) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert st.call(lambda: endpoint.live_sessions) == 0
-        assert st.call(lambda: len(st.listener.connections)) == 0  # type: ignore[union-attr]
+        assert st.call(lambda: st.listener.stats()["connections"]) == 0  # type: ignore[union-attr]
     finally:
         st.stop()
 

@@ -212,10 +212,13 @@ def test_raw_websocket_echo_and_close(ts: ServerThread) -> None:
 
 
 def test_raw_websocket_requires_rfc6455(ts: ServerThread) -> None:
-    r = request(ts.port, "GET", "/echo/websocket", headers={
-        "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "7",
-        "Sec-WebSocket-Key": "x3JJHMbDL1EzLkh9GBhXDw=="})
-    assert r.status == 400
+    # RFC 6455 4.4: another version gets 426 and the version we speak.
+    for path in ("/echo/websocket", "/echo/000/v1/websocket"):
+        for version in ("7", "8", "12"):
+            r = request(ts.port, "GET", path, headers={
+                "Upgrade": "websocket", "Connection": "Upgrade",
+                "Sec-WebSocket-Version": version, "Sec-WebSocket-Key": "x3JJHMbDL1EzLkh9GBhXDw=="})
+            assert (r.status, r["sec-websocket-version"]) == (426, "13"), (path, version)
 
 
 def test_heartbeat_frames_on_idle_receivers(loop_kind: str) -> None:

@@ -323,7 +323,7 @@ def test_parse_build_round_trip(name: str, specs: list[Any], split: int) -> None
 
 def _header_byte0() -> st.SearchStrategy[int]:
     return st.one_of(
-        st.integers(0, 255), st.sampled_from([0x81, 0x82, 0x80, 0x01, 0x88, 0x89, 0x8A, 0x09])
+        st.integers(0, 255), st.sampled_from([0x81, 0x82, 0x80, 0x01, 0x88, 0x89, 0x8A, 0x09, 0xC1, 0x41, 0xC9, 0xA1])
     )
 
 
@@ -369,14 +369,16 @@ def frame_soup(draw: Any) -> bytes:
     ),
     require_mask=st.booleans(),
     as_bytearray=st.booleans(),
+    rsv1=st.booleans(),
 )
 def test_parse_compiled_equals_twin(
-    buf: bytes, pos_seed: int, max_payload: int, require_mask: bool, as_bytearray: bool
+    buf: bytes, pos_seed: int, max_payload: int, require_mask: bool, as_bytearray: bool,
+    rsv1: bool,
 ) -> None:
     pos = pos_seed % (len(buf) + 3)
     data: Any = bytearray(buf) if as_bytearray else buf
-    got = require_compiled().parse_frames(data, pos, max_payload, require_mask)
-    assert got == _frames_py.parse_frames(data, pos, max_payload, require_mask)
+    got = require_compiled().parse_frames(data, pos, max_payload, require_mask, rsv1)
+    assert got == _frames_py.parse_frames(data, pos, max_payload, require_mask, rsv1)
 
 
 @needs_compiled
@@ -388,10 +390,11 @@ def test_parse_compiled_equals_twin(
     ),
     fin=st.booleans(),
     mask=st.one_of(st.none(), st.binary(min_size=4, max_size=4)),
+    rsv1=st.booleans(),
 )
 def test_build_frame_compiled_equals_twin(
-    opcode: int, payload: bytes, fin: bool, mask: bytes | None
+    opcode: int, payload: bytes, fin: bool, mask: bytes | None, rsv1: bool
 ) -> None:
-    assert require_compiled().build_frame(opcode, payload, fin, mask) == _frames_py.build_frame(
-        opcode, payload, fin, mask
-    )
+    got = require_compiled().build_frame(opcode, payload, fin, mask, rsv1)
+    assert got == _frames_py.build_frame(opcode, payload, fin, mask, rsv1)
+    assert bool(got[0] & 0x40) == rsv1

@@ -25,7 +25,7 @@ needs_redis_py = pytest.mark.skipif(not HAVE_REDIS and not CI, reason="redis-py 
 
 
 class FakeSession:
-    """What the broker touches of a SockJS session: state, send_quoted, send."""
+    """What the broker touches of a SockJS session: state and quoted writes."""
 
     def __init__(self, state: ReadyState = ReadyState.OPEN) -> None:
         self.state = state
@@ -41,9 +41,12 @@ class FakeSession:
     def send(self, message: str) -> bool:
         raise AssertionError("SockJS sessions get the quoted frame")
 
+    def write_quoted(self, quoted: str, text: str) -> bool:
+        return self.send_quoted(quoted)
+
 
 class FakeRawSession:
-    """A raw WebSocket session: no send_quoted, plain text."""
+    """A raw WebSocket session: plain text."""
 
     def __init__(self) -> None:
         self.state = ReadyState.OPEN
@@ -52,6 +55,9 @@ class FakeRawSession:
     def send(self, message: str) -> bool:
         self.plain.append(message)
         return True
+
+    def write_quoted(self, quoted: str, text: str) -> bool:
+        return self.send(text)  # raw sessions send the plain text
 
 
 def conn(session: Any = None) -> Connection:
@@ -81,16 +87,14 @@ def test_publish_reaches_subscribers_of_the_channel_only() -> None:
 
 
 def test_each_frame_is_quoted_once_per_publish(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fastsockjs.broker import base
-
     calls: list[str] = []
-    real = base.frames.quote
+    real = frames.quote
 
     def counting(message: str) -> str:
         calls.append(message)
         return real(message)
 
-    monkeypatch.setattr(base.frames, "quote", counting)
+    monkeypatch.setattr(frames, "quote", counting)
     broker = MemoryBroker()
     conns = [conn() for _ in range(50)]
     for c in conns:

@@ -131,7 +131,7 @@ def test_memory_store_keeps_the_last_100_messages() -> None:
 
 # -- the service ------------------------------------------------------------------------------
 class FakeSession:
-    """What the chat and the broker touch of a session: its state and send()."""
+    """What the chat and the broker touch of a session: its state and its writes."""
 
     def __init__(self) -> None:
         self.state = ReadyState.OPEN
@@ -142,6 +142,9 @@ class FakeSession:
             return False
         self.sent.append(json.loads(message))
         return True
+
+    def write_quoted(self, quoted: str, text: str) -> bool:
+        return self.send(text)
 
 
 class Clock:

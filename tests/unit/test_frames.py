@@ -402,6 +402,36 @@ class FramesSuite:
 
     # -- parse_frames ---------------------------------------------------------
 
+    def test_parse_rsv1_when_allowed(self) -> None:
+        # permessage-deflate: RSV1 is reported as opcode + 0x40 on any frame (the
+        # codec decides where it is allowed); RSV2 / RSV3 stay errors.
+        f = self.frames
+        buf = frame(1, b"z", rsv=0x40, fin=False) + frame(0, b"y") + frame(9, b"p", rsv=0x40)
+        assert f.parse_frames(buf, 0, 100, True, True) == (
+            [(False, 0x41, b"z"), (True, 0, b"y"), (True, 0x49, b"p")], len(buf), None
+        )
+        assert f.parse_frames(buf, 0, 100, rsv1=True) == f.parse_frames(buf, 0, 100, True, True)
+        assert f.parse_frames(buf, 0, 100) == ([], 0, (1002, "reserved bits set"))
+        for rsv in (0x20, 0x10, 0x60, 0x50):
+            bad = frame(1, b"x", rsv=rsv)
+            assert f.parse_frames(bad, 0, 100, True, True) == ([], 0, (1002, "reserved bits set"))
+        # The other checks still apply to an RSV1 frame.
+        assert f.parse_frames(frame(3, b"", rsv=0x40), 0, 100, True, True) == (
+            [], 0, (1002, "unknown opcode")
+        )
+        assert f.parse_frames(frame(8, b"", rsv=0x40, fin=False), 0, 100, True, True) == (
+            [], 0, (1002, "invalid control frame")
+        )
+
+    def test_build_rsv1(self) -> None:
+        f = self.frames
+        assert f.build_frame(1, b"ab", rsv1=True) == b"\xc1\x02ab"
+        assert f.build_frame(2, b"ab", False, None, True) == b"\x42\x02ab"
+        assert f.build_frame(1, b"ab", True, b"\x00\x00\x00\x00", True) == b"\xc1\x82\x00\x00\x00\x00ab"
+        assert f.parse_frames(f.build_frame(1, b"hi", True, b"abcd", True), 0, 10, True, True) == (
+            [(True, 0x41, b"hi")], 8, None
+        )
+
     def test_parse_rfc_hello(self) -> None:
         assert self.frames.parse_frames(RFC_HELLO_MASKED, 0, 1000) == (
             [(True, 1, b"Hello")],

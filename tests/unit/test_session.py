@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from fastsockjs.connection import Connection
 from fastsockjs.protocol.session import ANOTHER_CONNECTION, ReadyState, Session
 from fastsockjs.protocol.timers import TimerQueue
 
@@ -49,6 +50,9 @@ class FakeHost:
 
     def forget(self, session: Session) -> None:
         self.forgotten.append(session)
+
+    def new_connection(self, session: Session) -> Connection:
+        return Connection(session)
 
     def opened(self, connection: Any) -> None:
         self.opened_conns.append(connection)
@@ -178,7 +182,7 @@ def test_second_receiver_gets_2010(host: FakeHost) -> None:
     r2 = Recv()
     assert not s.attach(r2)
     assert r2.frames == [ANOTHER_CONNECTION] and r2.finished
-    assert s.recv is r and not r.finished
+    assert s.receiver is r and not r.finished
 
 
 def test_heartbeat_every_delay_while_attached(host: FakeHost) -> None:

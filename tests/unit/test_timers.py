@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from fastsockjs.aio.timers import LoopTimerQueue
 from fastsockjs.aio.websocket import WebSocket
+from fastsockjs.engine.runtime import LoopTimerQueue
 from fastsockjs.protocol import websocket as wsproto
 from fastsockjs.protocol.timers import Deadline, TimerQueue
 
@@ -231,7 +231,7 @@ def keepalive(now: float, interval: float, timeout: float) -> tuple[WebSocket, A
     )
     app = SimpleNamespace(closed=0)
     app.on_closed = lambda: setattr(app, "closed", app.closed + 1)
-    ws = WebSocket(proto, wsproto.Codec(1 << 20), app, (interval, timeout))  # type: ignore[arg-type]
+    ws = WebSocket(proto, clock.queue, wsproto.Codec(1 << 20), app, (interval, timeout))  # type: ignore[arg-type]
     return ws, SimpleNamespace(clock=clock, sent=sent, proto=proto, app=app,
                                buffered=buffered, aborted=aborted)
 

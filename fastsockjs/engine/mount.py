@@ -1,13 +1,17 @@
-"""One Server mounted at one prefix: session registry, host services for the
-sans-I/O sessions (clock, timers, end-of-turn flush) and request dispatch."""
+"""One Server mounted at one prefix: its session table, the services its
+sans-I/O sessions need (clock, timers, end-of-turn flush, tasks), its stats.
+
+A Mount knows no socket: the host's exchanges reach it through the engine's
+dispatch, and it reaches the event loop only through its runtime.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from fastsockjs.connection import Connection
 from fastsockjs.options import Options
 from fastsockjs.protocol.http import (
     Headers,
@@ -17,26 +21,29 @@ from fastsockjs.protocol.http import (
     jsessionid_header,
     no_cache,
 )
-from fastsockjs.protocol.session import Session
+from fastsockjs.protocol.session import ReadyState, Session, SessionConnection
 from fastsockjs.protocol.timers import TimerQueue
+from fastsockjs.protocol.websocket import PerMessageDeflate
+from fastsockjs.transports import enabled_endpoints
 from fastsockjs.transports.info import iframe_page
 
 if TYPE_CHECKING:
-    from fastsockjs.aio.listener import Listener
-    from fastsockjs.connection import Connection
+    from fastsockjs.engine.runtime import LoopRuntime
     from fastsockjs.server import Server
 
 _log = logging.getLogger("fastsockjs.error")
+_CLOSED = ReadyState.CLOSED
 
 
-class Endpoint:
-    """Implements both the transports' Endpoint and the sessions' SessionHost."""
+class Mount:
+    """Both the transports' Endpoint and the sessions' SessionHost."""
 
-    def __init__(self, server: Server, options: Options, listener: Listener) -> None:
+    def __init__(self, server: Server, options: Options, runtime: LoopRuntime | None) -> None:
         self.server = server
         self.options = options
         self.prefix = options.prefix
-        self.listener = listener
+        self.runtime: LoopRuntime | None = runtime
+        self.enabled_endpoints = enabled_endpoints(options)
         self.heartbeat_delay = float(options.heartbeat_delay)
         self.disconnect_delay = float(options.disconnect_delay)
         self.max_outbox_bytes = options.max_outbox_bytes
@@ -46,8 +53,11 @@ class Endpoint:
         # WebSocket sessions (SockJS-framed and raw) have no id: kept for shutdown.
         self.ws_live: set[Any] = set()
         # The WebSocket frame last built for one message, for a broadcast's
-        # sessions to share: (quoted message, codec type, frame bytes).
+        # sessions to share: (quoted message, codec frame_key, frame bytes).
         self.frame_cache: tuple[Any, Any, bytes] = (None, None, b"")
+        # permessage-deflate offers are negotiated here (None: compression off).
+        compression = options.ws_compression
+        self.ws_deflate = PerMessageDeflate(compression) if compression is not None else None
         # Counters for stats() (plain ints: incremented on hot paths).
         # Socket bytes of this mount's requests and WebSockets (native server only).
         self.bytes_in = 0
@@ -64,23 +74,25 @@ class Endpoint:
         self.log.debug("SockJS endpoint %r mounted (websocket=%s)", self.prefix,
                        options.websocket_enabled)
 
+    def _rt(self) -> LoopRuntime:
+        runtime = self.runtime
+        if runtime is None:
+            raise RuntimeError(f"the mount {self.prefix!r} is not running on an event loop")
+        return runtime
+
     # -- SessionHost -------------------------------------------------------------
     @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        return self.listener.loop
+    def timers(self) -> TimerQueue:
+        return self._rt().timers
 
     def now(self) -> float:
-        return self.listener.loop.time()
-
-    @property
-    def timers(self) -> TimerQueue:
-        return self.listener.timers
+        return self._rt().loop.time()
 
     def request_flush(self, session: Session) -> None:
         dirty = self._dirty
         dirty.append(session)
         if len(dirty) == 1:
-            self.listener.loop.call_soon(self._flush_dirty)
+            self._rt().soon(self._flush_dirty)
 
     def _flush_dirty(self) -> None:
         dirty, self._dirty = self._dirty, []
@@ -91,16 +103,19 @@ class Endpoint:
                 _log.exception("flushing %r failed", session)
 
     def defer(self, fn: Callable[..., Any], *args: Any) -> None:
-        self.listener.loop.call_soon(fn, *args)
+        self._rt().soon(fn, *args)
 
-    def create_future(self) -> asyncio.Future[Any]:
-        return self.listener.loop.create_future()
+    def create_future(self) -> Any:
+        return self._rt().create_future()
 
     def spawn(self, awaitable: Any) -> None:
-        self.listener.spawn(awaitable)
+        self._rt().spawn(awaitable)
+
+    def new_connection(self, session: Any) -> Connection:
+        return Connection(session, self.spawn)
 
     def forget(self, session: Session) -> None:
-        if session.state == 3 and session.connection.protocol:
+        if session.state is _CLOSED and session.connection.protocol:
             self.closed_total += 1
         sid = session.session_id
         if sid is not None:
@@ -109,7 +124,7 @@ class Endpoint:
         else:
             self.ws_live.discard(session)
 
-    def opened(self, connection: Connection) -> None:
+    def opened(self, connection: SessionConnection) -> None:
         self.opened_total += 1
         if self.log.isEnabledFor(logging.DEBUG):
             self.log.debug("session open %s %s from %s", connection.id, connection.protocol,
@@ -134,7 +149,7 @@ class Endpoint:
         self.ws_live.add(session)
         return session
 
-    def raw_host(self) -> Endpoint:
+    def raw_host(self) -> Mount:
         self._check_capacity()
         return self
 
@@ -164,9 +179,6 @@ class Endpoint:
     def iframe_page(self) -> tuple[bytes, str]:
         return self._iframe
 
-    def emit_connection(self, connection: Any) -> None:
-        self.server.emit("connection", connection)
-
     # -- lifecycle ---------------------------------------------------------------
     def all_sessions(self) -> list[Any]:
         return [*self.sessions.values(), *self.ws_live]
@@ -181,10 +193,7 @@ class Endpoint:
         for session in self.all_sessions():
             protocol = session.connection.protocol or "connecting"
             by_transport[protocol] = by_transport.get(protocol, 0) + 1
-            queued += getattr(session, "outbox_bytes", 0)
-            recv = getattr(session, "recv", None) or getattr(session, "ws", None)
-            if recv is not None and getattr(recv, "ws", 1) is not None:
-                queued += int(recv.buffered)
+            queued += session.queued_bytes
         return {
             "prefix": self.prefix,
             "sessions": self.live_sessions,
@@ -201,4 +210,4 @@ class Endpoint:
         }
 
     def __repr__(self) -> str:
-        return f"<Endpoint {self.prefix!r} sessions={len(self.sessions)}>"
+        return f"<Mount {self.prefix!r} sessions={len(self.sessions)}>"

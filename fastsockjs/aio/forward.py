@@ -3,7 +3,7 @@ SockJS prefixes goes to an ASGI application (a FastAPI or Starlette app, say),
 so one process serves both on one port, SockJS at native speed.
 
 ``Listener(fallback=forward(app))`` (or simply ``Listener(fallback=app)``: an
-ASGI app given as fallback is wrapped on first use). Responses are streamed
+ASGI app given as fallback is wrapped when it is set). Responses are streamed
 as the application sends them (chunked), plain ones get a Content-Length;
 WebSocket routes of the application work too.
 """
@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import unquote_to_bytes
 
-from fastsockjs.asgi._common import (
+from fastsockjs.protocol.asgi import (
     ASGI_VERSION,
     ASGIApp,
     ClientDisconnected,
@@ -25,8 +25,11 @@ from fastsockjs.asgi._common import (
 from fastsockjs.protocol.http import TEXT_PLAIN, Headers, HttpError, Request
 from fastsockjs.protocol.websocket import check_handshake
 
-if TYPE_CHECKING:
-    from fastsockjs.aio.listener import Listener
+
+class Spawner(Protocol):
+    """What the forwarding bridge needs of the listener: a way to run tasks."""
+
+    def spawn(self, awaitable: Any) -> None: ...
 
 _log = logging.getLogger("fastsockjs.error")
 
@@ -152,7 +155,7 @@ class AsgiFallback:
                 stopped.set_result(None)
 
     # -- requests ------------------------------------------------------------------------
-    def handle_exchange(self, request: Request, exchange: Any, listener: Listener) -> None:
+    def handle_exchange(self, request: Request, exchange: Any, listener: Spawner) -> None:
         """Called by the Listener for a request outside every SockJS prefix."""
         listener.spawn(self._serve(request, exchange))
 
@@ -269,11 +272,10 @@ class _HttpBridge:
         self.gone = False
         self._waiters: list[asyncio.Future[None]] = []
         self._parts: list[bytes] = []
-        exchange.on_abort(self.lost)
+        exchange.attach(self)
 
-    # the native Exchange calls these (``lost`` through on_abort, and
-    # ``writable_again`` on the owner of that callback when it can write again)
-    def lost(self) -> None:
+    # SinkOwner: the native Exchange calls these
+    def abort(self) -> None:
         self.gone = True
         self._wake()
 

@@ -1,0 +1,192 @@
+"""The engine both hosts own: mounts and dispatch, the origin policy, the
+event loop's services (spawn, timers), graceful shutdown and stats.
+
+A host (the native listener in ``aio``, the ASGI application in ``asgi``)
+turns bytes or ASGI events into a :class:`~fastsockjs.protocol.http.Request`
+and an exchange (how to answer), asks :meth:`Engine.find` whose path it is,
+and hands both to :meth:`Engine.dispatch`. Everything SockJS happens below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from fastsockjs.engine.mount import Mount
+from fastsockjs.engine.runtime import LoopRuntime
+from fastsockjs.options import Options
+from fastsockjs.protocol.http import TEXT_PLAIN, HttpError, Request
+from fastsockjs.protocol.routing import MethodNotAllowed, NotFound, owns, route
+from fastsockjs.protocol.session import ReadyState
+from fastsockjs.transports import HANDLERS, SESSION_METHODS
+from fastsockjs.transports.base import Exchange
+
+if TYPE_CHECKING:
+    from fastsockjs.server import Server
+
+__all__ = ["Engine", "NOT_FOUND_BODY", "check_origin"]
+
+_log = logging.getLogger("fastsockjs.error")
+
+NOT_FOUND_BODY = b"404 Error: Page not found\n"
+
+# Endpoints a page of any origin can drive without CORS (script tags, iframes),
+# so no Origin check can protect them: refused outright once origins are limited.
+_UNCHECKABLE = frozenset(("iframe", "htmlfile", "jsonp", "jsonp_send"))
+# Endpoints that only answer; CORS headers (or their absence) protect them.
+_ANSWER_ONLY = frozenset(("greeting", "info", "info_options", "options"))
+
+_REFUSAL = {
+    400: "bad_request",
+    403: "origin",
+    404: "unknown_session",
+    413: "too_large",
+    426: "bad_version",
+    500: "bad_payload",
+    503: "capacity",
+}
+
+
+def check_origin(options: Options, request: Request, kind: str) -> None:
+    """The origin policy of ``allowed_origins``: 403 (or 404 for endpoints no
+    Origin check can protect) when the request's origin is not allowed."""
+    if kind in _UNCHECKABLE:
+        raise HttpError(404, NOT_FOUND_BODY.decode())
+    if kind in _ANSWER_ONLY:
+        return
+    headers = request.headers
+    origin = headers.get("origin", headers.get("sec-websocket-origin"))
+    if not options.origin_allowed(origin):
+        raise HttpError(403, "Origin not allowed.")
+
+
+class Engine:
+    """The mounted Servers of one host, and what they share."""
+
+    def __init__(self) -> None:
+        self.mounts: list[Mount] = []
+        #: HTTP-level refusals by status (both hosts count theirs here).
+        self.http_errors: dict[int, int] = {}
+        self.runtime: LoopRuntime | None = None
+
+    # -- mounting ----------------------------------------------------------------
+    def mount(self, server: Server, options: Options) -> Mount:
+        """Mount ``server`` at ``options.prefix``; the longest prefix matches first."""
+        for other in self.mounts:
+            if other.prefix == options.prefix:
+                raise ValueError(f"prefix {options.prefix!r} is already mounted")
+        mount = Mount(server, options, self.runtime)
+        self.mounts.append(mount)
+        self.mounts.sort(key=lambda m: len(m.prefix), reverse=True)
+        server.attached(mount, self.spawn)
+        return mount
+
+    def find(self, path: str) -> tuple[Mount, str] | None:
+        """The mount owning ``path``, and the rest of the path below its prefix."""
+        for mount in self.mounts:
+            if owns(mount.prefix, path):
+                return mount, path[len(mount.prefix) :]
+        return None
+
+    @property
+    def max_message_size(self) -> int:
+        return max((m.options.max_message_size for m in self.mounts), default=0)
+
+    # -- the event loop ------------------------------------------------------------
+    def bind(self, loop: asyncio.AbstractEventLoop) -> LoopRuntime:
+        """Run on ``loop`` (once; a host serving one loop at a time may rebind
+        when nothing is live)."""
+        runtime = self.runtime
+        if runtime is not None and runtime.loop is loop:
+            return runtime
+        if runtime is not None:
+            if not runtime.loop.is_closed() and self.live_sessions:
+                raise RuntimeError("an engine serves one event loop at a time")
+            runtime.close()
+        runtime = self.runtime = LoopRuntime(loop)
+        for mount in self.mounts:
+            mount.runtime = runtime
+        return runtime
+
+    def spawn(self, awaitable: Any) -> None:
+        runtime = self.runtime
+        if runtime is None:
+            runtime = self.bind(asyncio.get_running_loop())
+        runtime.spawn(awaitable)
+
+    def close(self) -> None:
+        if self.runtime is not None:
+            self.runtime.close()
+
+    # -- requests ------------------------------------------------------------------
+    def count_error(self, status: int) -> None:
+        if status >= 400:
+            errors = self.http_errors
+            errors[status] = errors.get(status, 0) + 1
+
+    def dispatch(self, mount: Mount, request: Request, exchange: Exchange, rest: str) -> None:
+        """Answer a SockJS request (``rest``: its path below the prefix).
+
+        Raises HttpError for the host to answer (the host's exchange knows
+        whether a status line can still be sent)."""
+        found = route(SESSION_METHODS, mount.enabled_endpoints, request.method, rest)
+        if isinstance(found, NotFound):
+            exchange.respond(404, [("Content-Type", TEXT_PLAIN)], NOT_FOUND_BODY)
+        elif isinstance(found, MethodNotAllowed):
+            raise HttpError(405, "", [("Allow", ", ".join(found.allowed))])
+        else:
+            try:
+                if mount.options.allowed_origins is not None:
+                    check_origin(mount.options, request, found.kind)
+                HANDLERS[found.kind](mount, request, exchange, found)
+            except HttpError as err:
+                mount.refused(_REFUSAL.get(err.status, str(err.status)))
+                raise
+
+    # -- lifecycle -------------------------------------------------------------------
+    @property
+    def live_sessions(self) -> int:
+        return sum(m.live_sessions for m in self.mounts)
+
+    async def shutdown(
+        self,
+        timeout: float = 5.0,
+        code: int = 1001,
+        reason: str = "Server shutting down",
+        busy: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Close every session with ``code``; wait at most ``timeout`` seconds for
+        the close frames to go out (until no session is live and ``busy()`` is
+        false); then end what is left. ``'close'`` is emitted once per session."""
+        for mount in self.mounts:
+            for session in mount.all_sessions():
+                try:
+                    session.close(code, reason)
+                except Exception:
+                    _log.exception("closing %r at shutdown failed", session)
+        if self.runtime is not None:
+            loop = self.runtime.loop
+            deadline = loop.time() + timeout
+            while loop.time() < deadline and (self.live_sessions or busy()):
+                await asyncio.sleep(0.05)
+        for mount in self.mounts:
+            for session in mount.all_sessions():
+                session.expire()
+
+    def open_connections(self) -> list[Any]:
+        """The applications' open Connections, every mount."""
+        return [
+            s.connection
+            for m in self.mounts
+            for s in m.all_sessions()
+            if s.state is ReadyState.OPEN
+        ]
+
+    def stats(self) -> dict[str, Any]:
+        """Per-mount figures and HTTP refusals (the host adds its socket figures)."""
+        return {
+            "http_errors": dict(self.http_errors),
+            "endpoints": [m.stats() for m in self.mounts],
+        }

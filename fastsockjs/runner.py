@@ -1,0 +1,103 @@
+"""Running servers in this process: ``serve`` (start listening, return) and
+``run`` (serve until SIGINT / SIGTERM, then shut down gracefully). The command
+line and every ``--workers`` worker run through :func:`run`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from fastsockjs.aio.listener import Fallback, Listener
+from fastsockjs.server import Server
+from fastsockjs.workers import worker_id
+
+if TYPE_CHECKING:
+    from fastsockjs.broker import Broker
+
+__all__ = ["new_event_loop", "run", "serve"]
+
+_log = logging.getLogger("fastsockjs")
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop where available, else the stdlib one."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+async def serve(
+    *servers: Server,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    fallback: Fallback | None = None,
+    reuse_port: bool = False,
+    metrics_path: str | None = None,
+    **limits: Any,
+) -> Listener:
+    """Mount ``servers`` (each at its own ``prefix``) on a new listener and start it;
+    ``metrics_path`` serves Prometheus metrics there (the ``prometheus`` extra), and
+    ``limits`` are the Listener's (``max_body``, ``request_timeout``, ...)."""
+    limits.setdefault("worker", worker_id())
+    listener = Listener(fallback, metrics_path=metrics_path, **limits)
+    for server in servers:
+        server.install_handlers(listener)
+    await listener.listen(host, port, reuse_port=reuse_port)
+    return listener
+
+
+def run(
+    *servers: Server,
+    host: str = "127.0.0.1",
+    port: int = 8081,
+    fallback: Fallback | None = None,
+    use_uvloop: bool = True,
+    shutdown_timeout: float = 5.0,
+    reuse_port: bool = False,
+    broker: Broker | None = None,
+    on_listening: Callable[[int], None] | None = None,
+    metrics_path: str | None = None,
+    **limits: Any,
+) -> None:
+    """Serve until SIGINT / SIGTERM, then shut down gracefully: every session
+    gets ``c[1001,"Server shutting down"]``, with ``shutdown_timeout`` seconds
+    for it to go out. ``broker`` is started first and closed last;
+    ``on_listening(port)`` is called once the socket listens; ``limits`` go to
+    the Listener (``max_body``, ...)."""
+    loop = new_event_loop() if use_uvloop else asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        if broker is not None:
+            await broker.start()
+        listener = await serve(
+            *servers, host=host, port=port, fallback=fallback, reuse_port=reuse_port,
+            metrics_path=metrics_path, **limits,
+        )
+        _log.info(
+            "listening on http://%s:%d (worker %s, pid %d%s)", host, listener.port,
+            listener.worker, os.getpid(), ", SO_REUSEPORT" if reuse_port else "",
+        )
+        if on_listening is not None:
+            on_listening(listener.port)
+        await stop.wait()
+        _log.info("shutting down")
+        await listener.shutdown(shutdown_timeout)
+        if broker is not None:
+            await broker.close()
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()

@@ -1,0 +1,203 @@
+"""The engine both hosts share (fastsockjs/engine/), on a fake exchange: mounts
+and routing, the origin policy, refusals, shutdown, stats, and the transport
+registry its tables come from. No sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from fastsockjs import Server
+from fastsockjs.asgi import SockJSApp
+from fastsockjs.engine.core import Engine
+from fastsockjs.metrics import StatsCollector
+from fastsockjs.options import TRANSPORTS, make_options
+from fastsockjs.protocol.http import HttpError, Request
+from fastsockjs.protocol.session import ReadyState
+from fastsockjs.transports import ENDPOINT_TRANSPORTS, HANDLERS, ROUTES, enabled_endpoints
+
+
+class FakeExchange:
+    """Records how the engine answered."""
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.headers: list[tuple[str, str]] = []
+        self.body = b""
+        self.streamed: list[bytes] = []
+        self.ended = False
+        self.owner: Any = None
+        self.paused = False
+        self.buffered = 0
+        self.write_paused = False
+        self.flow = self
+
+    def respond(self, status: int, headers: list[tuple[str, str]], body: bytes = b"") -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    def stream(self, status: int, headers: list[tuple[str, str]]) -> FakeExchange:
+        self.status, self.headers = status, headers
+        return self
+
+    def upgrade(self, app: Any, max_size: int, hixie76: bool = False, ping: Any = None) -> Any:
+        raise HttpError(400, "no upgrade here")
+
+    # Sink
+    def attach(self, owner: Any) -> None:
+        self.owner = owner
+
+    def write(self, data: bytes) -> None:
+        self.streamed.append(data)
+
+    def end(self, last: bytes = b"") -> None:
+        self.streamed.append(last)
+        self.ended = True
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def engine_with(loop: asyncio.AbstractEventLoop, *servers: Server) -> Engine:
+    engine = Engine()
+    for server in servers:
+        engine.mount(server, server.options)
+    engine.bind(loop)
+    return engine
+
+
+def ask(engine: Engine, method: str, path: str, body: bytes = b"",
+        headers: dict[str, str] | None = None) -> FakeExchange:
+    found = engine.find(path)
+    assert found is not None, path
+    mount, rest = found
+    exchange = FakeExchange()
+    request = Request(method, path, {"host": "x", **(headers or {})}, body=body)
+    engine.dispatch(mount, request, exchange, rest)
+    return exchange
+
+
+def test_the_longest_prefix_owns_a_path(loop: asyncio.AbstractEventLoop) -> None:
+    engine = engine_with(loop, Server(prefix="/a"), Server(prefix="/a/b"))
+    assert engine.find("/a/b/info")[1] == "/info"  # type: ignore[index]
+    assert engine.find("/a/b")[0].prefix == "/a/b"  # type: ignore[index]
+    assert engine.find("/a/bc")[0].prefix == "/a"  # type: ignore[index]
+    assert engine.find("/ab") is None
+    with pytest.raises(ValueError, match="already mounted"):
+        engine.mount(Server(prefix="/a"), make_options(prefix="/a"))
+
+
+def test_greeting_info_and_unknown_paths(loop: asyncio.AbstractEventLoop) -> None:
+    engine = engine_with(loop, Server(prefix="/echo"))
+    assert ask(engine, "GET", "/echo").body == b"Welcome to SockJS!\n"
+    info = json.loads(ask(engine, "GET", "/echo/info").body)
+    assert info["websocket"] is True and info["cookie_needed"] is False
+    assert ask(engine, "GET", "/echo/nope").status == 404
+    with pytest.raises(HttpError) as err:
+        ask(engine, "PUT", "/echo/info")
+    assert err.value.status == 405 and ("Allow", "GET, OPTIONS") in err.value.headers
+
+
+def test_a_poll_opens_a_session_and_a_send_reaches_the_handler(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    server = Server(prefix="/echo")
+    got: list[Any] = []
+    server.on("connection", lambda conn: conn.on("data", got.append))
+    engine = engine_with(loop, server)
+    poll = ask(engine, "POST", "/echo/000/s1/xhr")
+    assert poll.status == 200 and poll.streamed == [b"o\n"] and poll.ended
+    loop.run_until_complete(asyncio.sleep(0))  # 'connection' is emitted after the open frame
+    sent = ask(engine, "POST", "/echo/000/s1/xhr_send", body=b'["hi", {"n": 1}]')
+    assert sent.status == 204
+    assert got == ["hi", {"n": 1}]
+
+
+def test_a_send_to_an_unknown_session_is_refused_and_counted(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    engine = engine_with(loop, Server(prefix="/echo"))
+    with pytest.raises(HttpError) as err:
+        ask(engine, "POST", "/echo/000/none/xhr_send", body=b'["x"]')
+    assert err.value.status == 404
+    assert engine.mounts[0].stats()["refused"] == {"unknown_session": 1}
+
+
+def test_the_origin_policy(loop: asyncio.AbstractEventLoop) -> None:
+    engine = engine_with(loop, Server(prefix="/e", allowed_origins=["https://ok.test"]))
+    ok = {"origin": "https://ok.test"}
+    assert ask(engine, "POST", "/e/000/s/xhr", headers=ok).status == 200
+    with pytest.raises(HttpError) as err:
+        ask(engine, "POST", "/e/000/t/xhr", headers={"origin": "https://evil.test"})
+    assert err.value.status == 403
+    # No Origin check can protect what a script tag or an iframe loads: refused outright.
+    with pytest.raises(HttpError) as err:
+        ask(engine, "GET", "/e/iframe.html", headers=ok)
+    assert err.value.status == 404
+    # Answers only: CORS headers decide.
+    assert ask(engine, "GET", "/e/info", headers={"origin": "https://evil.test"}).status == 200
+    assert engine.mounts[0].stats()["refused"] == {"origin": 1, "unknown_session": 1}
+
+
+def test_shutdown_closes_every_session_once(loop: asyncio.AbstractEventLoop) -> None:
+    server = Server(prefix="/echo")
+    closes: list[str] = []
+    server.on("connection", lambda conn: conn.on("close", lambda: closes.append(conn.id)))
+    engine = engine_with(loop, server)
+    for i in range(3):
+        ask(engine, "POST", f"/echo/000/s{i}/xhr")
+    loop.run_until_complete(asyncio.sleep(0))
+    assert len(engine.open_connections()) == 3
+    loop.run_until_complete(engine.shutdown(timeout=0.2))
+    assert len(closes) == 3 and len(set(closes)) == 3
+    assert engine.live_sessions == 0 and engine.open_connections() == []
+
+
+def test_the_registry_covers_every_transport_once() -> None:
+    named = {t for ts in ENDPOINT_TRANSPORTS.values() for t in ts}
+    assert named == set(TRANSPORTS)
+    kinds = [spec.kind for spec in ROUTES]
+    assert len(kinds) == len(set(kinds)) and set(kinds) == set(HANDLERS)
+    options = make_options(disabled_transports=frozenset({"xhr-polling", "jsonp-polling"}))
+    on = enabled_endpoints(options)
+    assert "xhr" not in on and "jsonp" not in on and "jsonp_send" not in on
+    assert "xhr_send" in on  # xhr-streaming, eventsource and htmlfile still use it
+    assert {"greeting", "info", "iframe"} <= on
+
+
+def test_broadcast_takes_what_write_takes(
+    loop: asyncio.AbstractEventLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = Server(prefix="/echo")
+    engine = engine_with(loop, server)
+    polls = [ask(engine, "POST", f"/echo/000/b{i}/xhr") for i in range(2)]
+    loop.run_until_complete(asyncio.sleep(0))
+    conns = server.connections()
+    assert all(c.ready_state is ReadyState.OPEN for c in conns) and len(conns) == 2
+    held = [ask(engine, "POST", f"/echo/000/b{i}/xhr") for i in range(2)]
+    assert server.broadcast({"n": 1}, conns) == 2
+    loop.run_until_complete(asyncio.sleep(0))
+    assert [h.streamed for h in held] == [[b'a["{\\"n\\":1}"]\n']] * 2
+    with caplog.at_level(logging.ERROR, "fastsockjs.error"):
+        assert server.broadcast({1, 2}, conns) == 0
+    assert "broadcast()" in caplog.text
+    del polls
+
+
+def test_stats_and_prometheus_work_the_same_under_asgi() -> None:
+    pytest.importorskip("prometheus_client")
+    server = Server(prefix="/echo")
+    app = SockJSApp(server)
+    stats = app.stats()
+    assert stats["connections"] == 0 and stats["endpoints"][0]["prefix"] == "/echo"
+    for source in (app, server):
+        names = {family.name for family in StatsCollector(source, "w0").collect()}
+        assert "fastsockjs_sessions" in names and "fastsockjs_opened" in names
