@@ -7,6 +7,7 @@ import os
 import select
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -231,7 +232,8 @@ def profile_run(
         finally:
             server.stop()
         return {"result": result, "file": data}
-    pyspy = shutil.which("py-spy")
+    # py-spy installs its binary next to this interpreter (a venv not on PATH)
+    pyspy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
     if not pyspy:
         raise SystemExit("bench.load: py-spy is not installed (pip install py-spy)")
     raw = out_dir / f"profile-{scenario.name}-{stamp}.txt"
