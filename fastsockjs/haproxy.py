@@ -112,9 +112,10 @@ def haproxy_config(
         "    timeout http-keep-alive 10s",
         "    # Pass each SockJS frame on at once (no MSG_MORE coalescing: up to 200 ms a frame).",
         "    option http-no-delay",
-        "    # A connection refused by a dead worker is retried on a live one.",
+        "    # A connection refused by a dead worker is retried on a live one at once, not",
+        "    # on the dead one (shutdown-sessions would cut it when that one is marked down).",
         "    retries 2",
-        "    option redispatch",
+        "    option redispatch 1",
         "    # A client that closes while its request waits for the answer (a long poll)",
         "    # closes the worker's side too: else the poll stays attached at the worker",
         "    # and the session's next poll gets c[2010,\"Another connection still open\"].",
@@ -180,6 +181,7 @@ def haproxy_config(
                 " on-marked-down shutdown-sessions"
                 for n, addr in servers
             ]
+        lines += _backups(servers)
         lines.append("")
     lines += ["backend fastsockjs_any", "    balance leastconn", "    option httpchk",
               "    http-check disable-on-404"]
@@ -187,4 +189,17 @@ def haproxy_config(
         f"    server {n} {addr} track {check_backend}/{n} on-marked-down shutdown-sessions"
         for n, addr in servers
     ]
+    lines += _backups(servers)
     return "\n".join(lines) + "\n"
+
+
+def _backups(servers: list[tuple[str, str]]) -> list[str]:
+    """Every worker again as an unchecked backup: used only while no worker is
+    healthy -- all draining because Redis is down for everyone, where local
+    delivery still works and refusing new sessions would help no one. A dead
+    one is skipped by retries and redispatch."""
+    return [
+        "    # While no worker is healthy (Redis down for all), take new sessions anyway.",
+        "    option allbackups",
+        *(f"    server {n}_backup {addr} backup" for n, addr in servers),
+    ]
