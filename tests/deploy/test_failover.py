@@ -43,6 +43,7 @@ RELEASE_AFTER_STOP = 5.0  # inter 1 s + 2 x (timeout check 1 s) + fastinter, and
 BACK_IN_HAPROXY = 15.0  # supervisor backoff + start + broker link + rise 2 x inter 1 s
 CROSS_AFTER_REDIS = 3.0  # max_backoff (+ jitter) + rise, and slack
 DRAIN = 3.0  # SIGTERM -> every session of the worker got c[1001]
+GONE = 3.0  # a client gone behind haproxy -> its session ended at the worker
 
 
 def report(what: str, seconds: float) -> None:
@@ -319,3 +320,27 @@ def test_redis_killed_and_restarted(cluster: Cluster, redis: RedisServer,
         report("kill -9 redis: healthy after the restart", time.monotonic() - restarted)
     finally:
         close_all(clients)
+
+
+def _sessions(cluster: Cluster, i: int) -> int:
+    return int(cluster.status(i)["sessions"])
+
+
+@pytest.mark.parametrize("transport", ["xhr-streaming", "xhr-polling"])
+def test_client_gone_behind_haproxy(cluster: Cluster, owners: dict[str, str],
+                                    transport: str) -> None:
+    """A client that goes away (its socket closed) behind haproxy: haproxy passes
+    the close on (abortonclose, and a streaming response being forwarded), so the
+    worker ends the session within GONE, not at the next heartbeat (25 s)."""
+    cls = XhrStreaming if transport == "xhr-streaming" else XhrPolling
+    before = _sessions(cluster, 0)
+    c = cls(cluster.listen_port, owners["w0"], "gone")
+    try:
+        c.hello(5)
+        wait_for(lambda: _sessions(cluster, 0) == before + 1, 5, "the session counted")
+        time.sleep(0.3)  # the poll (or stream) is held at the worker now
+    finally:
+        t0 = time.monotonic()
+        c.close()
+    wait_for(lambda: _sessions(cluster, 0) == before, GONE, f"{transport} session ended")
+    report(f"{transport} client gone behind haproxy: session ended", time.monotonic() - t0)
