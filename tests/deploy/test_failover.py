@@ -19,6 +19,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -32,6 +33,7 @@ from tests.deploy.cluster import (
     close_all,
     wait_for,
 )
+from tests.helpers import Proc
 
 #: The broker's timeouts, short so that a fault takes seconds: PING after 0.5 s
 #: of silence, dead after 1 s without an answer; reconnects 0.1 s doubling to 0.5 s.
@@ -344,3 +346,39 @@ def test_client_gone_behind_haproxy(cluster: Cluster, owners: dict[str, str],
         c.close()
     wait_for(lambda: _sessions(cluster, 0) == before, GONE, f"{transport} session ended")
     report(f"{transport} client gone behind haproxy: session ended", time.monotonic() - t0)
+
+
+def test_haproxy_soft_reload(cluster: Cluster, owners: dict[str, str], haproxy_bin: str,
+                             tmp_path: Path) -> None:
+    """`haproxy -sf <old pid>` (a soft reload): the old process stops listening but
+    keeps its connections, the new one takes new ones; no session is dropped, and
+    a polling session's next requests reach its worker through the new process
+    (the same consistent hash)."""
+    room, port = "reload", cluster.listen_port
+    clients: list[Client] = []
+    new: Proc | None = None
+    try:
+        clients += [WebSocketClient(port, owners["w0"], room), XhrStreaming(port, owners["w1"], room),
+                    XhrPolling(port, owners["w0"], room), XhrPolling(port, owners["w1"], room)]
+        old = cluster.haproxy.proc
+        new = Proc("haproxy-reloaded", [haproxy_bin, "-db", "-f", str(cluster.haproxy.cfg),
+                                        "-sf", str(old.proc.pid)], tmp_path / "haproxy2.log")
+        t0 = time.monotonic()
+        fresh = XhrStreaming(port, owners["w0"], room)  # through whichever listens now
+        clients.append(fresh)
+        fresh.hello(5)
+        texts = [f"after-reload-{i}" for i in range(5)]
+        for i, t in enumerate(texts):
+            assert clients[i % 4].send(t) == 204
+        for c in clients:
+            c.wait_texts(texts, 10)
+            assert c.error is None and not c.closed.is_set(), (c.transport, c.error)
+        report("haproxy soft reload: every session kept", time.monotonic() - t0)
+        assert old.alive(), "the old haproxy left while it still had connections"
+        close_all(clients)
+        wait_for(lambda: not old.alive(), 10, "the old haproxy leaving once its connections end")
+    finally:
+        close_all(clients)
+        if new is not None:
+            cluster.haproxy.proc.stop(5)
+            cluster.haproxy.proc = new  # the cluster stops this one at the end
