@@ -189,6 +189,15 @@ def _common(p: argparse.ArgumentParser, port: int, prefix: str | None) -> None:
         " off by default",
     )
     p.add_argument(
+        "--health-path", default="/_health", metavar="PATH",
+        help="health endpoint: 200 ok, or 503 and why (event loop lag, broker down,"
+        " shutting down); default /_health, '' turns it off",
+    )
+    p.add_argument(
+        "--max-loop-lag", type=float, default=1.0, metavar="SECONDS",
+        help="the health endpoint fails while the event loop lags more than this (default 1)",
+    )
+    p.add_argument(
         "--shutdown-timeout", type=float, default=5.0, metavar="SECONDS",
         help="on SIGTERM/SIGINT, how long sessions get to receive their close frame (default 5)",
     )
@@ -231,6 +240,10 @@ def parser() -> argparse.ArgumentParser:
     )
     r = sub.add_parser("run", help="serve module:factory (a Server or a list of them)")
     r.add_argument("target", help="module:attribute; a callable is called with no arguments")
+    r.add_argument(
+        "--asgi", default=None, metavar="MODULE:APP",
+        help="an ASGI application for every other path (its lifespan starts with the worker)",
+    )
     _common(r, 8081, None)
     h = sub.add_parser(
         "haproxy-config", help="print an HAProxy configuration for --workers N --port P"
@@ -244,7 +257,14 @@ def parser() -> argparse.ArgumentParser:
         "--prefix", action="append", default=None,
         help="SockJS prefix (repeatable; default /chat)",
     )
-    h.add_argument("--check-interval", default="500ms", help="health-check interval")
+    h.add_argument(
+        "--check-interval", default=haproxy.CHECK_INTERVAL,
+        help=f"health-check interval (default {haproxy.CHECK_INTERVAL})",
+    )
+    h.add_argument(
+        "--health-path", default="/_health",
+        help="the workers' --health-path (default /_health)",
+    )
     h.add_argument(
         "--heartbeat-delay", type=float, default=25.0, metavar="SECONDS",
         help="the servers' heartbeat_delay (default 25): timeouts stay above twice it",
@@ -275,6 +295,19 @@ def load_target(target: str, broker: Broker | None = None) -> list[Server]:
     return servers
 
 
+def load_asgi(target: str) -> Any:
+    """The ASGI application ``package.module:attribute`` names (``--asgi``)."""
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise SystemExit("fastsockjs: --asgi must look like package.module:app")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    app = getattr(importlib.import_module(module_name), attr)
+    if not callable(app):
+        raise SystemExit(f"fastsockjs: --asgi {target} is not an ASGI application")
+    return app
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
@@ -288,6 +321,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 args.workers, args.port, args.listen_port, args.prefix or ["/chat"],
                 host=args.host, listen_host=args.listen_host,
                 check_interval=args.check_interval, heartbeat_delay=args.heartbeat_delay,
+                health_path=args.health_path,
             )
         except ValueError as exc:
             raise SystemExit(f"fastsockjs haproxy-config: {exc}") from None
@@ -309,11 +343,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         problem = workers.reuse_port_problem(servers)
         if problem:
             raise SystemExit("fastsockjs: " + problem)
+    fallback: Any = StaticFiles(files, {STATUS_PATH: status_page(servers, broker)})
+    if getattr(args, "asgi", None):
+        fallback = load_asgi(args.asgi)
     runner.run(
         *servers,
         host=args.host,
         port=args.port,
-        fallback=StaticFiles(files, {STATUS_PATH: status_page(servers, broker)}),
+        fallback=fallback,
         use_uvloop=not args.no_uvloop,
         reuse_port=args.reuse_port,
         broker=broker,
@@ -322,6 +359,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         max_body=args.max_body,
         request_timeout=args.request_timeout,
         keepalive_timeout=args.keepalive_timeout,
+        health_path=args.health_path or None,
+        max_loop_lag=args.max_loop_lag,
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import signal
@@ -13,13 +14,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastsockjs.aio.listener import Fallback, Listener
+from fastsockjs.engine.core import HealthCheck
 from fastsockjs.server import Server
 from fastsockjs.workers import worker_id
 
 if TYPE_CHECKING:
     from fastsockjs.broker import Broker
 
-__all__ = ["new_event_loop", "run", "serve"]
+__all__ = ["broker_check", "new_event_loop", "run", "serve"]
 
 _log = logging.getLogger("fastsockjs")
 
@@ -44,13 +46,28 @@ async def serve(
 ) -> Listener:
     """Mount ``servers`` (each at its own ``prefix``) on a new listener and start it;
     ``metrics_path`` serves Prometheus metrics there (the ``prometheus`` extra), and
-    ``limits`` are the Listener's (``max_body``, ``request_timeout``, ...)."""
+    ``limits`` are the Listener's (``max_body``, ``request_timeout``, ``health_path``,
+    ...). An ASGI ``fallback`` runs its lifespan startup before the socket listens,
+    so that what it starts is there for the first request."""
     limits.setdefault("worker", worker_id())
     listener = Listener(fallback, metrics_path=metrics_path, **limits)
     for server in servers:
         server.install_handlers(listener)
+    startup = getattr(listener.fallback, "startup", None)
+    if startup is not None and inspect.iscoroutinefunction(startup):
+        await startup()
     await listener.listen(host, port, reuse_port=reuse_port)
     return listener
+
+
+def broker_check(broker: Broker) -> HealthCheck:
+    """The broker's health as a health check (cheap: it reads the broker's state)."""
+
+    def check() -> tuple[bool, str]:
+        health = broker.health
+        return health.ok, health.reason
+
+    return check
 
 
 def run(
@@ -68,7 +85,9 @@ def run(
 ) -> None:
     """Serve until SIGINT / SIGTERM, then shut down gracefully: every session
     gets ``c[1001,"Server shutting down"]``, with ``shutdown_timeout`` seconds
-    for it to go out. ``broker`` is started first and closed last;
+    for it to go out (polls keep being answered meanwhile; see
+    ``Listener.shutdown``). ``broker`` is started first and closed last, and its
+    health is part of the health endpoint (``health_path=...``) as a "drain" check;
     ``on_listening(port)`` is called once the socket listens; ``limits`` go to
     the Listener (``max_body``, ...)."""
     loop = new_event_loop() if use_uvloop else asyncio.new_event_loop()
@@ -85,6 +104,8 @@ def run(
             *servers, host=host, port=port, fallback=fallback, reuse_port=reuse_port,
             metrics_path=metrics_path, **limits,
         )
+        if broker is not None:
+            listener.engine.add_health_check(broker_check(broker), drain=True)
         _log.info(
             "listening on http://%s:%d (worker %s, pid %d%s)", host, listener.port,
             listener.worker, os.getpid(), ", SO_REUSEPORT" if reuse_port else "",

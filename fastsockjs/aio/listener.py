@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastsockjs.aio.forward import forward
 from fastsockjs.aio.http import Exchange, HttpProtocol
+from fastsockjs.broker.watch import LoopLag
 from fastsockjs.engine.core import NOT_FOUND_BODY, Engine
 from fastsockjs.engine.mount import Mount
 from fastsockjs.engine.runtime import LoopRuntime
@@ -54,6 +55,8 @@ class Listener:
         keepalive_timeout: float = 75.0,
         metrics_path: str | None = None,
         worker: str | None = None,
+        health_path: str | None = None,
+        max_loop_lag: float = 1.0,
     ) -> None:
         """``fallback`` answers requests outside every prefix (404 without one).
 
@@ -67,8 +70,19 @@ class Listener:
         (needs the ``prometheus`` extra); off by default. Every metric is labelled
         ``worker`` (default ``pid<pid>``; ``fastsockjs.serve`` and the command
         line pass the worker id).
+        ``health_path`` (e.g. ``"/_health"``) answers 200 ``ok``, or 503 and the
+        reason: the event loop lags more than ``max_loop_lag`` seconds, the
+        worker is shutting down, or a check added with
+        ``listener.engine.add_health_check`` fails (``fastsockjs.run`` adds its
+        broker's health). Off by default.
         """
         self.metrics_path = metrics_path
+        self.health_path = health_path
+        if max_loop_lag <= 0:
+            raise ValueError("max_loop_lag must be > 0")
+        self.max_loop_lag = max_loop_lag
+        self.loop_lag: LoopLag | None = None
+        self._lag_task: asyncio.Task[None] | None = None
         self.worker = worker if worker is not None else f"pid{os.getpid()}"
         if metrics_path is not None:
             import prometheus_client  # noqa: F401 - fail at construction, not per scrape
@@ -154,7 +168,30 @@ class Listener:
                 self.protocol_factory, host, port, reuse_port=reuse_port or None, backlog=backlog
             )
         self.servers.append(server)
+        if self.health_path is not None:
+            self._watch_loop_lag(loop)
         return server
+
+    def _watch_loop_lag(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Measure the loop's lag with a tick every 0.1 s, for the health endpoint."""
+        if self.loop_lag is not None:
+            return
+        lag = self.loop_lag = LoopLag(0.1, loop.time())
+        bound = self.max_loop_lag
+
+        def check() -> tuple[bool, str]:
+            late = max(lag.last, lag.current(loop.time()))
+            if late > bound:
+                return False, f"the event loop lags {late:.2f} s (bound {bound:g} s)"
+            return True, "ok"
+
+        async def tick() -> None:
+            while True:
+                await asyncio.sleep(lag.due(loop.time()))
+                lag.tick(loop.time())
+
+        self.engine.add_health_check(check)
+        self._lag_task = loop.create_task(tick())
 
     def protocol_factory(self) -> HttpProtocol:
         return HttpProtocol(self)
@@ -167,16 +204,21 @@ class Listener:
     async def shutdown(
         self, timeout: float = 5.0, code: int = 1001, reason: str = "Server shutting down"
     ) -> None:
-        """Graceful stop: accept nothing new, close every session with ``code``,
-        let the close frames go out for at most ``timeout`` seconds, then end
-        what is left. ``'close'`` is emitted exactly once for every session."""
+        """Graceful stop: close every session with ``code`` and drain, then stop.
+
+        While draining (at most ``timeout`` seconds) the listener still accepts
+        and answers: a polling session gets its close frame on its next poll, and
+        the health endpoint reports "drain"; new sessions and sends are refused
+        with 503. Once every close frame is out (or the time is up) it stops
+        accepting, closes idle connections and ends what is left. ``'close'`` is
+        emitted exactly once for every session."""
+        await self.engine.shutdown(
+            timeout, code, reason, busy=lambda: any(c.busy for c in self.connections)
+        )
         for server in self.servers:
             server.close()
         for conn in list(self.connections):
             conn.close_if_idle()
-        await self.engine.shutdown(
-            timeout, code, reason, busy=lambda: any(c.busy for c in self.connections)
-        )
         # An ASGI fallback (fastsockjs.aio.forward) runs its lifespan shutdown.
         fallback_shutdown = getattr(self.fallback, "shutdown", None)
         if fallback_shutdown is not None and inspect.iscoroutinefunction(fallback_shutdown):
@@ -196,6 +238,9 @@ class Listener:
         }
 
     async def close(self) -> None:
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+            self._lag_task = None
         for server in self.servers:
             server.close()
         for conn in list(self.connections):
@@ -210,6 +255,9 @@ class Listener:
     def dispatch(self, request: Request, exchange: Exchange) -> None:
         path = request.path
         exchange.proto.endpoint = None
+        if path == self.health_path and request.method in ("GET", "HEAD"):
+            self.engine.answer_health(request, exchange)
+            return
         if path == self.metrics_path and request.method == "GET":
             from fastsockjs.metrics import exposition
 

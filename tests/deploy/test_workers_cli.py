@@ -49,8 +49,11 @@ def test_example_config_is_the_generated_one_and_valid(haproxy_bin: str) -> None
     assert check.returncode == 0, check.stdout + check.stderr
     text = EXAMPLE.read_text()
     for needle in ("balance uri depth 2", "hash-type consistent", "timeout tunnel 1h",
-                   "timeout server 60s", "timeout client 60s", "check inter 500ms fall 1",
-                   "option http-no-delay", "uri /chat/info"):
+                   "timeout server 60s", "timeout client 60s",
+                   "check inter 1s fastinter 250ms fall 2 rise 2 on-marked-down shutdown-sessions",
+                   "timeout check 1s", "http-check disable-on-404", "option abortonclose",
+                   "option forwardfor", "option http-no-delay",
+                   "uri /_health?drain_status=404"):
         assert needle in text
 
 
