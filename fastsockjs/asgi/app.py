@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from fastsockjs.engine.core import NOT_FOUND_BODY, Engine
@@ -37,6 +38,7 @@ from fastsockjs.protocol.http import (
     Headers,
     HttpError,
     Request,
+    TrustedProxies,
     error_response,
     log_access,
 )
@@ -69,6 +71,13 @@ class SockJSApp:
 
     ``overrides`` replace options of every server mounted here (e.g.
     ``prefix=""``), as ``Server.install_handlers`` does.
+
+    ``forwarded_allow_ips`` is the native Listener's rule for the client's
+    address: the ``X-Forwarded-For`` / ``Forwarded`` header of a request whose
+    ``scope["client"]`` is one of these proxies names the client; from any
+    other peer it is ignored. (An ASGI server may have rewritten
+    ``scope["client"]`` already, as uvicorn does for its own
+    ``--forwarded-allow-ips``.)
     """
 
     def __init__(
@@ -77,9 +86,11 @@ class SockJSApp:
         fallback: ASGIApp | None = None,
         max_body: int = 8 * 1024 * 1024,
         shutdown_timeout: float = 5.0,
+        forwarded_allow_ips: str | Iterable[str] | None = None,
         **overrides: Any,
     ) -> None:
         self.engine = Engine()
+        self.forwarded = TrustedProxies.parse(forwarded_allow_ips)
         self.max_body = max_body
         self.fallback = fallback
         self.shutdown_timeout = shutdown_timeout
@@ -156,14 +167,25 @@ class SockJSApp:
             found = self.engine.find(full)
         return None if found is None else (found[0], found[1], full)
 
-    def _dispatch(self, endpoint: Mount, request: Request, exchange: Any, rest: str) -> None:
+    def _request(self, scope: Scope, full_path: str, body: bytes = b"") -> Request:
+        request = request_from_scope(scope, full_path, body)
+        if self.forwarded is not None:
+            request.remote = self.forwarded.client(request.remote, request.headers)
+        return request
+
+    async def _dispatch(
+        self, endpoint: Mount, request: Request, exchange: Any, rest: str
+    ) -> None:
         try:
-            self.engine.dispatch(endpoint, request, exchange, rest)
+            pending = self.engine.dispatch(endpoint, request, exchange, rest)
         except HttpError as err:
             exchange.error(err)
         except Exception:
             _log.exception("error answering %s %s", request.method, request.url)
             exchange.error(_SERVER_ERROR)
+        else:
+            if pending is not None:  # an async authorize hook is deciding
+                await pending
 
     # -- http ------------------------------------------------------------------------
     async def _http(
@@ -190,12 +212,12 @@ class SockJSApp:
                     parts.append(chunk)
             if not message.get("more_body", False):
                 break
-        request = request_from_scope(scope, full_path, b"".join(parts))
+        request = self._request(scope, full_path, b"".join(parts))
         exchange = HttpExchange(self.engine, request)
         if too_big:
             exchange.error(HttpError(413, "Payload Too Large"))
         else:
-            self._dispatch(endpoint, request, exchange, rest)
+            await self._dispatch(endpoint, request, exchange, rest)
         await exchange.run(receive, send)
 
     # -- websocket ---------------------------------------------------------------------
@@ -206,13 +228,13 @@ class SockJSApp:
         message = await receive()
         if message["type"] != "websocket.connect":
             return
-        request = request_from_scope(scope, full_path)
+        request = self._request(scope, full_path)
         # The ASGI server owns the handshake and has accepted its key already
         # (Starlette's TestClient sends "testserver=="): the transport's own
         # check must not refuse it again.
         request.headers["sec-websocket-key"] = "AAAAAAAAAAAAAAAAAAAAAA=="
         exchange = WebSocketExchange(self.engine, request)
-        self._dispatch(endpoint, request, exchange, rest)
+        await self._dispatch(endpoint, request, exchange, rest)
         ws = exchange.ws
         if ws is None:
             await exchange.deny(scope, send)
