@@ -36,10 +36,10 @@ def tls_server(loop_kind: str, tls: TlsFiles) -> Iterator[ServerThread]:
 def test_https_info_and_alpn(tls_server: ServerThread, tls: TlsFiles) -> None:
     r = https_request(tls_server.port, "GET", "/echo/info", tls.client_context())
     assert r.status == 200 and json.loads(r.body)["websocket"] is True
-    with socket.create_connection(("127.0.0.1", tls_server.port), timeout=TIMEOUT) as raw:
-        with tls.client_context().wrap_socket(raw, server_hostname="127.0.0.1") as s:
-            assert s.selected_alpn_protocol() == "http/1.1"
-            assert s.version() in ("TLSv1.2", "TLSv1.3")
+    raw = socket.create_connection(("127.0.0.1", tls_server.port), timeout=TIMEOUT)
+    with tls.client_context().wrap_socket(raw, server_hostname="127.0.0.1") as s:
+        assert s.selected_alpn_protocol() == "http/1.1"
+        assert s.version() in ("TLSv1.2", "TLSv1.3")
 
 
 def test_xhr_polling_over_https(tls_server: ServerThread, tls: TlsFiles) -> None:
