@@ -95,6 +95,8 @@ def haproxy_config(
         "    timeout http-keep-alive 10s",
         "    # Pass each SockJS frame on at once (no MSG_MORE coalescing: up to 200 ms a frame).",
         "    option http-no-delay",
+        "    option abortonclose",
+        "    option forwardfor",
         "    # A connection refused by a dead worker is retried on a live one.",
         "    retries 2",
         "    option redispatch",
