@@ -199,3 +199,33 @@ def test_aborted_poll_is_let_go(haproxy: tuple[int, int]) -> None:
     proxied = aborted_poll(listen, "abort-proxied")
     assert "2010" not in proxied[1], proxied
     assert proxied == direct
+
+
+def raw_exchange(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
+        s.sendall(data)
+        out = b""
+        while b"\r\n\r\n" not in out:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+
+def test_haproxy_answers_draft76_and_non_get_upgrades_itself(haproxy: tuple[int, int]) -> None:
+    """As docs/deployment.md says: HAProxy 2.6 refuses these with its own 400,
+    which never reaches fastsockjs (fastsockjs itself answers them otherwise)."""
+    listen, worker = haproxy
+    draft76 = (b"GET /chat/echo/000/d76/websocket HTTP/1.1\r\nHost: x\r\n"
+               b"Upgrade: WebSocket\r\nConnection: Upgrade\r\nOrigin: http://x\r\n"
+               b"Sec-WebSocket-Key1: 4 @1  46546xW%0l 1 5\r\n"
+               b"Sec-WebSocket-Key2: 12998 5 Y3 1  .P00\r\n\r\n^n:ds[4U")
+    # (sockjs-protocol's test_invalidMethod: a POST with the Upgrade headers only.)
+    post = (b"POST /chat/echo/000/pst/websocket HTTP/1.1\r\nHost: x\r\n"
+            b"Upgrade: WebSocket\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n")
+    assert raw_exchange(worker, draft76).startswith(b"HTTP/1.1 101")
+    assert raw_exchange(worker, post).startswith(b"HTTP/1.1 405")
+    for data in (draft76, post):
+        answer = raw_exchange(listen, data)
+        assert answer.startswith(b"HTTP/1.1 400"), answer
