@@ -9,6 +9,7 @@ import inspect
 import json
 import logging
 import os
+import ssl
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,8 +19,14 @@ from fastsockjs import apps, haproxy, logconfig, runner, workers
 from fastsockjs.aio.listener import Response
 from fastsockjs.broker import Broker, MemoryBroker, make_broker
 from fastsockjs.chat import rules
-from fastsockjs.options import DEFAULT_SOCKJS_URL, SOCKJS_CLIENT_VERSION, TRANSPORTS
-from fastsockjs.protocol.http import Request
+from fastsockjs.options import (
+    DEFAULT_SOCKJS_URL,
+    SOCKJS_CLIENT_VERSION,
+    TRANSPORTS,
+    OptionsError,
+    make_options,
+)
+from fastsockjs.protocol.http import Request, TrustedProxies
 from fastsockjs.server import Server
 
 _log = logging.getLogger("fastsockjs")
@@ -207,6 +214,30 @@ def _common(p: argparse.ArgumentParser, port: int, prefix: str | None) -> None:
         " testserver: a run factory sets Server(websocket_compression=...) itself)",
     )
     p.add_argument(
+        "--allowed-origin", action="append", default=None, metavar="ORIGIN",
+        dest="allowed_origins",
+        help="an origin allowed to use the servers from a browser, e.g. https://example.com"
+        " or https://*.example.com (repeatable; WebSocket and CORS); default: any origin",
+    )
+    p.add_argument(
+        "--max-message-size", type=int, default=None, metavar="BYTES",
+        help="largest message a client may send, per WebSocket message and per message of an"
+        " xhr_send body (default 1 MiB; 1009 or 413 above it)",
+    )
+    p.add_argument(
+        "--forwarded-allow-ips", default=None, metavar="LIST",
+        help="comma-separated proxy addresses or networks (or *) whose X-Forwarded-For /"
+        " Forwarded header names the client; default: none (the header is ignored)",
+    )
+    p.add_argument("--ssl-certfile", default=None, metavar="FILE",
+                   help="serve https/wss with this PEM certificate (chain)")
+    p.add_argument("--ssl-keyfile", default=None, metavar="FILE",
+                   help="the certificate's PEM private key (unless in --ssl-certfile)")
+    p.add_argument("--ssl-keyfile-password", default=None, metavar="PASSWORD",
+                   help="the private key's password")
+    p.add_argument("--ssl-ca-certs", default=None, metavar="FILE",
+                   help="CA certificates to verify client certificates against")
+    p.add_argument(
         "--transports", type=_transports, default=None, metavar="LIST",
         help="comma-separated transports to enable (default: all), e.g. websocket,websocket-raw"
         " (echo, chat, testserver; a run factory configures its own Servers)",
@@ -333,12 +364,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"fastsockjs: --broker: {exc}") from None
     if args.workers < 1:
         raise SystemExit("fastsockjs: --workers must be 1 or more")
+    # Refused here, once, rather than in every worker.
+    tls = _ssl_context(args)
+    if args.forwarded_allow_ips is not None:
+        try:
+            TrustedProxies.parse(args.forwarded_allow_ips)
+        except ValueError as exc:
+            raise SystemExit(f"fastsockjs: --forwarded-allow-ips: {exc}") from None
+    if args.max_message_size is not None and args.max_message_size < 1:
+        raise SystemExit("fastsockjs: --max-message-size must be 1 or more")
     if args.workers > 1:
         _supervise(args, argv)
         return
     logconfig.configure_logging(args.log_level)
     sockjs_url, files = _client_setup(args)
-    servers = build_servers(args, sockjs_url, files, broker)
+    try:
+        servers = build_servers(args, sockjs_url, files, broker)
+    except OptionsError as exc:
+        raise SystemExit(f"fastsockjs: {exc}") from None
     if args.reuse_port:
         problem = workers.reuse_port_problem(servers)
         if problem:
@@ -361,7 +404,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         keepalive_timeout=args.keepalive_timeout,
         health_path=args.health_path or None,
         max_loop_lag=args.max_loop_lag,
+        ssl=tls,
+        forwarded_allow_ips=args.forwarded_allow_ips,
     )
+
+
+def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    tls_options = (args.ssl_keyfile, args.ssl_keyfile_password, args.ssl_ca_certs)
+    if args.ssl_certfile is None:
+        if any(o is not None for o in tls_options):
+            raise SystemExit("fastsockjs: the --ssl-* options need --ssl-certfile")
+        return None
+    try:
+        return runner.ssl_context(
+            args.ssl_certfile, args.ssl_keyfile, args.ssl_keyfile_password, args.ssl_ca_certs
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise SystemExit(f"fastsockjs: --ssl-certfile / --ssl-keyfile: {exc}") from None
 
 
 def build_servers(
@@ -374,6 +433,13 @@ def build_servers(
         extra["disabled_transports"] = frozenset(TRANSPORTS) - args.transports
     if args.ws_compression:
         extra["websocket_compression"] = True
+    # What a run factory's Servers get too: the deployment's policy, not the app's.
+    policy: dict[str, Any] = {}
+    if args.allowed_origins:
+        policy["allowed_origins"] = tuple(args.allowed_origins)
+    if args.max_message_size is not None:
+        policy["max_message_size"] = args.max_message_size
+    extra.update(policy)
     if args.command == "testserver":
         return testserver(sockjs_url, broker=broker, **extra)
     extra["sockjs_url"] = sockjs_url
@@ -386,7 +452,11 @@ def build_servers(
         files["/"] = ("text/html; charset=UTF-8", page.encode("utf-8"))
         return [apps.chat(prefix=args.prefix, broker=broker, rate=args.rate,
                           max_text=args.max_text, history_length=args.history, **extra)]
-    return load_target(args.target, broker)
+    servers = load_target(args.target, broker)
+    if policy:
+        for server in servers:
+            server.options = make_options(server.options, **policy)
+    return servers
 
 
 def _supervise(args: argparse.Namespace, argv: list[str]) -> None:

@@ -11,7 +11,8 @@ import inspect
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
+import ssl as _ssl
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from fastsockjs.aio.forward import forward
@@ -22,7 +23,7 @@ from fastsockjs.engine.mount import Mount
 from fastsockjs.engine.runtime import LoopRuntime
 from fastsockjs.options import Options
 from fastsockjs.protocol.asgi import is_asgi_app
-from fastsockjs.protocol.http import TEXT_PLAIN, HttpError, Request
+from fastsockjs.protocol.http import TEXT_PLAIN, HttpError, Request, TrustedProxies
 from fastsockjs.protocol.timers import TimerQueue
 
 if TYPE_CHECKING:
@@ -57,6 +58,8 @@ class Listener:
         worker: str | None = None,
         health_path: str | None = None,
         max_loop_lag: float = 1.0,
+        ssl: _ssl.SSLContext | None = None,
+        forwarded_allow_ips: str | Iterable[str] | None = None,
     ) -> None:
         """``fallback`` answers requests outside every prefix (404 without one).
 
@@ -75,6 +78,13 @@ class Listener:
         worker is shutting down, or a check added with
         ``listener.engine.add_health_check`` fails (``fastsockjs.run`` adds its
         broker's health). Off by default.
+
+        ``ssl`` serves https and wss with this context (``listen`` may give
+        another per socket); a client that does not finish the TLS handshake
+        within ``request_timeout`` is dropped. ``forwarded_allow_ips``: the
+        proxies (addresses, networks, ``"*"``) whose ``X-Forwarded-For`` /
+        ``Forwarded`` header names the client (``Connection.remote_address``);
+        from any other peer the header is ignored. None (default) trusts none.
         """
         self.metrics_path = metrics_path
         self.health_path = health_path
@@ -98,6 +108,8 @@ class Listener:
         self.bytes_in = 0
         self.bytes_out = 0
         self.servers: list[asyncio.Server] = []
+        self.ssl = ssl
+        self.forwarded = TrustedProxies.parse(forwarded_allow_ips)
 
     @property
     def fallback(self) -> Any:
@@ -157,15 +169,27 @@ class Listener:
         sock: socket.socket | None = None,
         reuse_port: bool = False,
         backlog: int = 1024,
+        ssl: _ssl.SSLContext | None = None,
     ) -> asyncio.Server:
-        """Start accepting; returns the asyncio Server (port 0 picks a free port)."""
+        """Start accepting; returns the asyncio Server (port 0 picks a free port).
+        ``ssl`` (default: the Listener's) serves TLS on this socket."""
         loop = asyncio.get_running_loop()
         self.engine.bind(loop)
+        context = ssl if ssl is not None else self.ssl
+        tls: dict[str, Any] = {}
+        if context is not None:
+            # A client stalling in the handshake gets no longer than one stalling
+            # in its request head; the loop drops it (and failed handshakes) and
+            # logs them only in its debug mode: they never reach HttpProtocol.
+            tls = {"ssl": context, "ssl_handshake_timeout": self.request_timeout}
         if sock is not None:
-            server = await loop.create_server(self.protocol_factory, sock=sock, backlog=backlog)
+            server = await loop.create_server(
+                self.protocol_factory, sock=sock, backlog=backlog, **tls
+            )
         else:
             server = await loop.create_server(
-                self.protocol_factory, host, port, reuse_port=reuse_port or None, backlog=backlog
+                self.protocol_factory, host, port, reuse_port=reuse_port or None,
+                backlog=backlog, **tls,
             )
         self.servers.append(server)
         if self.health_path is not None:

@@ -17,6 +17,7 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from fastsockjs.engine.core import NOT_FOUND_BODY, Engine
@@ -39,6 +40,7 @@ from fastsockjs.protocol.http import (
     Headers,
     HttpError,
     Request,
+    TrustedProxies,
     error_response,
     log_access,
 )
@@ -79,6 +81,13 @@ class SockJSApp:
     ``shutdown_timeout`` seconds). uvicorn waits for open connections before it
     runs the lifespan shutdown, so without this it would wait for the clients
     to leave. A second signal is passed on at once. See docs/asgi.md.
+
+    ``forwarded_allow_ips`` is the native Listener's rule for the client's
+    address: the ``X-Forwarded-For`` / ``Forwarded`` header of a request whose
+    ``scope["client"]`` is one of these proxies names the client; from any
+    other peer it is ignored. (An ASGI server may have rewritten
+    ``scope["client"]`` already, as uvicorn does for its own
+    ``--forwarded-allow-ips``.)
     """
 
     def __init__(
@@ -88,9 +97,11 @@ class SockJSApp:
         max_body: int = 8 * 1024 * 1024,
         shutdown_timeout: float = 5.0,
         handle_signals: bool = True,
+        forwarded_allow_ips: str | Iterable[str] | None = None,
         **overrides: Any,
     ) -> None:
         self.engine = Engine()
+        self.forwarded = TrustedProxies.parse(forwarded_allow_ips)
         self.handle_signals = handle_signals
         self._shutdown_task: asyncio.Task[None] | None = None
         self._signals: dict[int, Any] = {}
@@ -219,14 +230,25 @@ class SockJSApp:
             found = self.engine.find(full)
         return None if found is None else (found[0], found[1], full)
 
-    def _dispatch(self, endpoint: Mount, request: Request, exchange: Any, rest: str) -> None:
+    def _request(self, scope: Scope, full_path: str, body: bytes = b"") -> Request:
+        request = request_from_scope(scope, full_path, body)
+        if self.forwarded is not None:
+            request.remote = self.forwarded.client(request.remote, request.headers)
+        return request
+
+    async def _dispatch(
+        self, endpoint: Mount, request: Request, exchange: Any, rest: str
+    ) -> None:
         try:
-            self.engine.dispatch(endpoint, request, exchange, rest)
+            pending = self.engine.dispatch(endpoint, request, exchange, rest)
         except HttpError as err:
             exchange.error(err)
         except Exception:
             _log.exception("error answering %s %s", request.method, request.url)
             exchange.error(_SERVER_ERROR)
+        else:
+            if pending is not None:  # an async authorize hook is deciding
+                await pending
 
     # -- http ------------------------------------------------------------------------
     async def _http(
@@ -253,12 +275,12 @@ class SockJSApp:
                     parts.append(chunk)
             if not message.get("more_body", False):
                 break
-        request = request_from_scope(scope, full_path, b"".join(parts))
+        request = self._request(scope, full_path, b"".join(parts))
         exchange = HttpExchange(self.engine, request)
         if too_big:
             exchange.error(HttpError(413, "Payload Too Large"))
         else:
-            self._dispatch(endpoint, request, exchange, rest)
+            await self._dispatch(endpoint, request, exchange, rest)
         await exchange.run(receive, send)
 
     # -- websocket ---------------------------------------------------------------------
@@ -269,13 +291,13 @@ class SockJSApp:
         message = await receive()
         if message["type"] != "websocket.connect":
             return
-        request = request_from_scope(scope, full_path)
+        request = self._request(scope, full_path)
         # The ASGI server owns the handshake and has accepted its key already
         # (Starlette's TestClient sends "testserver=="): the transport's own
         # check must not refuse it again.
         request.headers["sec-websocket-key"] = "AAAAAAAAAAAAAAAAAAAAAA=="
         exchange = WebSocketExchange(self.engine, request)
-        self._dispatch(endpoint, request, exchange, rest)
+        await self._dispatch(endpoint, request, exchange, rest)
         ws = exchange.ws
         if ws is None:
             await exchange.deny(scope, send)

@@ -10,11 +10,13 @@ and hands both to :meth:`Engine.dispatch`. Everything SockJS happens below.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from fastsockjs.engine.authorize import OPENING, Unauthorized, admit
 from fastsockjs.engine.mount import Mount
 from fastsockjs.engine.runtime import LoopRuntime
 from fastsockjs.options import Options
@@ -157,11 +159,16 @@ class Engine:
             errors = self.http_errors
             errors[status] = errors.get(status, 0) + 1
 
-    def dispatch(self, mount: Mount, request: Request, exchange: Exchange, rest: str) -> None:
+    def dispatch(
+        self, mount: Mount, request: Request, exchange: Exchange, rest: str
+    ) -> Awaitable[None] | None:
         """Answer a SockJS request (``rest``: its path below the prefix).
 
         Raises HttpError for the host to answer (the host's exchange knows
-        whether a status line can still be sent)."""
+        whether a status line can still be sent). When the mount's
+        ``authorize`` hook is async, returns the task that answers once it has
+        decided (a host may await it; errors are answered through the exchange).
+        """
         found = route(SESSION_METHODS, mount.enabled_endpoints, request.method, rest)
         if self.draining and not isinstance(found, (NotFound, MethodNotAllowed)):
             self._refuse_while_draining(mount, found.kind, found.session_id)
@@ -170,13 +177,49 @@ class Engine:
         elif isinstance(found, MethodNotAllowed):
             raise HttpError(405, "", [("Allow", ", ".join(found.allowed))])
         else:
+            options = mount.options
+            endpoint: Any = mount
             try:
-                if mount.options.allowed_origins is not None:
-                    check_origin(mount.options, request, found.kind)
-                HANDLERS[found.kind](mount, request, exchange, found)
+                if options.allowed_origins is not None:
+                    check_origin(options, request, found.kind)
+                if options.authorize is not None and found.kind in OPENING and (
+                    found.session_id is None or found.session_id not in mount.sessions
+                ):
+                    # Only a request that would create a session is asked about.
+                    verdict = options.authorize(request)
+                    if inspect.isawaitable(verdict):
+                        return self._rt().spawn(
+                            self._authorized(verdict, mount, request, exchange, found)
+                        )
+                    endpoint = admit(verdict, mount, request)
+                HANDLERS[found.kind](endpoint, request, exchange, found)
             except HttpError as err:
-                mount.refused(_REFUSAL.get(err.status, str(err.status)))
+                if type(err) is not Unauthorized:  # (counted by admit)
+                    mount.refused(_REFUSAL.get(err.status, str(err.status)))
                 raise
+        return None
+
+    def _rt(self) -> LoopRuntime:
+        runtime = self.runtime
+        return runtime if runtime is not None else self.bind(asyncio.get_running_loop())
+
+    async def _authorized(
+        self, verdict: Awaitable[Any], mount: Mount, request: Request, exchange: Any,
+        found: Any,
+    ) -> None:
+        """The rest of a dispatch, once an async ``authorize`` hook has decided."""
+        try:
+            endpoint = admit(await verdict, mount, request)
+            if getattr(exchange, "done", False):
+                return  # the client went away meanwhile: no session for nobody
+            HANDLERS[found.kind](endpoint, request, exchange, found)
+        except HttpError as err:
+            if type(err) is not Unauthorized:
+                mount.refused(_REFUSAL.get(err.status, str(err.status)))
+            exchange.error(err)
+        except Exception:
+            _log.exception("error answering %s %s", request.method, request.url)
+            exchange.error(HttpError(500, "500 - Internal Server Error"))
 
     def _refuse_while_draining(self, mount: Mount, kind: str, session_id: str | None) -> None:
         """During a graceful shutdown a known session's polls still get its close
