@@ -6,8 +6,8 @@ request-target checks, and what a lost connection lets go of. No sockets."""
 from __future__ import annotations
 
 import gc
-import re
 import logging
+import re
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -269,7 +269,7 @@ def test_a_failing_handler_gets_500_and_a_log_line(caplog: pytest.LogCaptureFixt
 
 
 # -- streamed bodies -----------------------------------------------------------------------
-def streamer(parts: list[bytes], last: bytes, sinks: list[Exchange]) -> Handler:
+def streamer(parts: list[bytes], last: bytes | None, sinks: list[Exchange]) -> Handler:
     def handler(request: Request, exchange: Exchange) -> None:
         if request.path != "/stream":
             echo_path(request, exchange)
@@ -303,7 +303,7 @@ def test_the_head_waits_for_the_first_write_and_leaves_with_it() -> None:
 
 def test_http_1_0_streams_close_delimited() -> None:
     sinks: list[Exchange] = []
-    c = Conn(streamer([b"abc", b"de"], None, sinks))  # type: ignore[arg-type]
+    c = Conn(streamer([b"abc", b"de"], None, sinks))
     out = c.feed(b"GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
     assert out == b"HTTP/1.1 200 OK\r\nContent-Type: text/x\r\nConnection: close\r\n\r\nabcde"
     sinks[0].end(b"f")
@@ -313,7 +313,7 @@ def test_http_1_0_streams_close_delimited() -> None:
 
 def test_an_error_after_the_head_ends_the_connection_without_a_status_line() -> None:
     sinks: list[Exchange] = []
-    c = Conn(streamer([b"abc"], None, sinks))  # type: ignore[arg-type]
+    c = Conn(streamer([b"abc"], None, sinks))
     c.feed(get("/stream"))
     sinks[0].error(HttpError(500, "late"))
     assert c.transport.take() == b"" and c.transport.eof
@@ -323,7 +323,7 @@ def test_an_error_after_the_head_ends_the_connection_without_a_status_line() -> 
 
 def test_flow_control_reaches_the_stream_owner() -> None:
     sinks: list[Exchange] = []
-    c = Conn(streamer([b"abc"], None, sinks))  # type: ignore[arg-type]
+    c = Conn(streamer([b"abc"], None, sinks))
     c.feed(get("/stream"))
     woken: list[str] = []
 
@@ -378,7 +378,7 @@ def test_repeated_headers_fold_into_one(conn: Conn) -> None:
 # -- connection_lost ---------------------------------------------------------------------------
 def test_connection_lost_aborts_the_active_stream_and_lets_go_of_everything() -> None:
     sinks: list[Exchange] = []
-    c = Conn(streamer([b"abc"], None, sinks))  # type: ignore[arg-type]
+    c = Conn(streamer([b"abc"], None, sinks))
     c.feed(get("/stream") + get("/queued"))
     aborted: list[bool] = []
 
