@@ -326,3 +326,44 @@ class FakeTransport:
 
     def get_write_buffer_size(self) -> int:
         return self.buffer_size
+
+
+# -- a real Mount on a fake runtime ------------------------------------------------------
+class Mounted:
+    """A Server mounted on a fake runtime: the real Endpoint and SessionHost the
+    transports drive, with its clock in the test's hands. Records the
+    application's side: connections opened, messages received, closes."""
+
+    def __init__(self, **options: Any) -> None:
+        from fastsockjs.engine.mount import Mount
+        from fastsockjs.server import Server
+
+        options.setdefault("prefix", "/echo")
+        self.server = Server(**options)
+        self.runtime = FakeRuntime()
+        self.clock = self.runtime.clock
+        # (Duck-typed: the Mount uses only what FakeRuntime has of a LoopRuntime.)
+        self.mount = Mount(self.server, self.server.options, self.runtime)  # type: ignore[arg-type]
+        self.conns: list[Any] = []
+        self.received: list[Any] = []
+        self.closed: list[str] = []
+
+        def on_connection(conn: Any) -> None:
+            self.conns.append(conn)
+            conn.on("data", self.received.append)
+            conn.on("close", lambda: self.closed.append(conn.id))
+
+        self.server.on("connection", on_connection)
+
+    def call(self, handler: Callable[..., None], method: str, url: str, body: bytes = b"",
+             headers: dict[str, str] | None = None, route: Any = None,
+             upgrade: bool = False) -> FakeExchange:
+        """Run ``handler`` on one request, then end the loop turn; returns the exchange."""
+        from fastsockjs.protocol.http import Request
+
+        exchange = FakeExchange()
+        request = Request(method, url, {"host": "h", **(headers or {})}, body=body,
+                          remote=("10.0.0.1", 5555), upgrade=upgrade)
+        handler(self.mount, request, exchange, route)
+        self.clock.end_turn()
+        return exchange
