@@ -429,3 +429,41 @@ def test_close_if_idle_closes_only_an_idle_connection() -> None:
     held[0].respond(204, [])
     c.proto.close_if_idle()
     assert c.transport.closed
+
+
+# -- bytes after an Upgrade request ---------------------------------------------------------
+UPGRADE_H2C = b"GET /stream HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+
+
+def test_bytes_after_a_queued_upgrade_request_are_bounded_by_max_body() -> None:
+    held: list[Exchange] = []
+    c = Conn(lambda request, exchange: held.append(exchange))
+    c.feed(get("/first") + UPGRADE_H2C)  # the upgrade waits behind /first
+    c.feed(b"x" * FakeListener.max_body)  # held for it (a WebSocket's first frames would be)
+    assert not c.transport.eof
+    c.feed(b"x")  # one more than max_body: the connection is given up
+    assert c.transport.eof
+    assert [r.path for r in c.listener.requests] == ["/first"]
+
+
+def test_bytes_after_an_upgrade_answered_without_upgrading_are_dropped() -> None:
+    sinks: list[Exchange] = []
+    c = Conn(streamer([b"abc"], None, sinks))
+    c.feed(UPGRADE_H2C)
+    assert sinks  # answered by a long-lived stream
+    c.transport.take()
+    for _ in range(10):
+        assert c.feed(get("/smuggled") + b"x" * FakeListener.max_body) == b""
+    assert not c.transport.eof  # dropped, never parsed, and the stream goes on
+    assert [r.path for r in c.listener.requests] == ["/stream"]
+
+
+def test_bytes_after_a_refused_upgrade_are_dropped() -> None:
+    def refuse(request: Request, exchange: Exchange) -> None:
+        raise HttpError(404, "no")
+
+    c = Conn(refuse)
+    out = c.feed(UPGRADE_H2C + get("/smuggled"))
+    assert responses(out) == [b"HTTP/1.1 404 Not Found"]
+    assert c.feed(b"y" * 5000) == b""
+    assert [r.path for r in c.listener.requests] == ["/stream"]
