@@ -25,6 +25,14 @@ from tests.integration import (
     test_websocket,
 )
 
+#: uvicorn's legacy ``websockets`` implementation is tested on purpose: its
+#: deprecation warnings (uvicorn's and websockets') are expected.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:The `websockets` implementation is deprecated"),
+    pytest.mark.filterwarnings("ignore:websockets.legacy is deprecated"),
+    pytest.mark.filterwarnings("ignore:remove second argument of ws_handler"),
+]
+
 #: Tests the ASGI server answers itself: nothing SockJSApp can do about them.
 EXCLUDED = {
     "test_hixie76_headers_before_nonce":
