@@ -17,6 +17,7 @@ from typing import Any
 
 from fastsockjs import apps, haproxy, logconfig, runner, workers
 from fastsockjs.aio.listener import Response
+from fastsockjs.apps import testserver
 from fastsockjs.broker import Broker, MemoryBroker, make_broker
 from fastsockjs.chat import rules
 from fastsockjs.options import (
@@ -480,21 +481,6 @@ def _supervise(args: argparse.Namespace, argv: list[str]) -> None:
         worker_args, args.workers, shutdown_timeout=args.shutdown_timeout
     )
     raise SystemExit(supervisor.run())
-
-
-def testserver(sockjs_url: str, broker: Broker | None = None, **options: Any) -> list[Server]:
-    """Configured as sockjs-node's test server, with default limits otherwise
-    (``options`` go to every service; ``broker`` carries ``/broadcast``)."""
-    echo: dict[str, Any] = dict(sockjs_url=sockjs_url, **options)
-    return [
-        apps.echo(prefix="/echo", response_limit=4096, **echo),
-        apps.echo(prefix="/disabled_websocket_echo", websocket=False, **echo),
-        apps.echo(prefix="/cookie_needed_echo", jsessionid=True, **echo),
-        apps.close(prefix="/close", **echo),
-        apps.ticker(prefix="/ticker", **echo),
-        apps.amplify(prefix="/amplify", **echo),
-        apps.broadcast(prefix="/broadcast", broker=broker, **echo),
-    ]
 
 
 if __name__ == "__main__":

@@ -362,9 +362,10 @@ class HttpProtocol(asyncio.Protocol):
             except Exception:
                 _log.exception("error answering %s %s", request.method, request.url)
                 exchange.error(HttpError(500, "500 - Internal Server Error"))
-            if request.upgrade and self.ws is None and exchange.done:
-                # Refused (an answer still to come, as after an async
-                # authorize hook, keeps the bytes for the WebSocket).
+            if request.upgrade and self.ws is None and (exchange.done or exchange._streaming):
+                # Answered or streaming without upgrading: the bytes after the head
+                # are nobody's. (An answer still to come, as after an async
+                # authorize hook, keeps them for the WebSocket.)
                 self._tail = b""
                 self._discard_tail = True
         if self._reading_paused and len(self._queue) < _MAX_QUEUED // 2 and not self.closed:

@@ -28,15 +28,24 @@ def ctype(r) -> str:  # type: ignore[no-untyped-def]
 
 
 def send_and_wait_read(ts: ServerThread, conn: RawHttp, data: bytes) -> None:
-    """Send ``data`` and wait until the server has read all of it. The server
-    dispatches a request in the same loop callback that reads its last byte,
-    so after this the request is being answered (a held poll is attached)."""
-    def read_in() -> int:
-        return int(ts.call(lambda: ts.listener.stats()["bytes_in"]))  # type: ignore[union-attr]
+    """Send the poll request ``data`` and wait until it holds its session (its
+    receiver is attached), on any host: native, or SockJSApp under an ASGI server."""
+    path = data.split(b" ", 2)[1].decode()
+    prefix, _, rest = path[1:].partition("/")
+    session_id = rest.split("/")[1]
 
-    before = read_in()
+    def attached() -> bool:
+        def check() -> bool:
+            for mount in ts.listener.endpoints:  # type: ignore[union-attr]
+                if mount.prefix == "/" + prefix:
+                    session = mount.session(session_id)
+                    return session is not None and session.receiver is not None
+            return False
+
+        return bool(ts.call(check))
+
     conn.send(data)
-    wait_for(lambda: read_in() >= before + len(data), 5, "the server read the request")
+    wait_for(attached, 5, "the poll to hold its session")
 
 
 def wait_session_closed(ts: ServerThread, url: str) -> None:

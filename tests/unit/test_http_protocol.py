@@ -32,6 +32,7 @@ class FakeListener:
     max_header_bytes = 600
     request_timeout = 5.0
     keepalive_timeout = 20.0
+    forwarded = None  # no trusted proxy: the peer's address is the client's
 
     def __init__(self, clock: FakeClock, handler: Handler) -> None:
         self.engine = Engine()
