@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from fastsockjs.events import EventEmitter
-from fastsockjs.frames import as_text
+from fastsockjs.frames import text_or_none
 from fastsockjs.protocol.session import ReadyState
 
 _error_log = logging.getLogger("fastsockjs.error")
@@ -113,13 +113,8 @@ class Connection(EventEmitter):
         sent as its JSON text.
         """
         if type(message) is not str:
-            try:
-                message = as_text(message)
-            except (TypeError, ValueError, RecursionError) as exc:
-                _error_log.error(
-                    "write(): a %s cannot be sent as JSON text (%s); not sent",
-                    type(message).__name__, exc,
-                )
+            message = text_or_none(message, "write", _error_log)
+            if message is None:
                 return False
         return self._session.send(message)
 
