@@ -106,12 +106,27 @@ def test_encode_messages_mixed(benchmark: Any, impl: ModuleType) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ['["' + _MSG32 + '"]', '"' + _MSG32 + '"'], ids=["array", "string"]
+    ("reason", "case"), [("Go away!", "short"), ('bad "framing"\n\u2028', "escapes")]
 )
-def test_decode_ws_message(benchmark: Any, impl: ModuleType, text: str) -> None:
-    benchmark.group = f"decode_ws_message[{'array' if text[0] == '[' else 'string'}]"
+def test_close_frame(benchmark: Any, impl: ModuleType, reason: str, case: str) -> None:
+    benchmark.group = f"close_frame[{case}]"
+    result = benchmark(impl.close_frame, 3000, reason)
+    assert result == reference.close_frame(3000, reason)
+
+
+DECODE_CASES = {
+    "array": '["' + _MSG32 + '"]',
+    "string": '"' + _MSG32 + '"',
+    "array16": "[" + ",".join(['"' + _MSG32 + '"'] * 16) + "]",
+}
+
+
+@pytest.mark.parametrize("case", list(DECODE_CASES))
+def test_decode_ws_message(benchmark: Any, impl: ModuleType, case: str) -> None:
+    text = DECODE_CASES[case]
+    benchmark.group = f"decode_ws_message[{case}]"
     result = benchmark(impl.decode_ws_message, text)
-    assert result == [_MSG32]
+    assert result == [_MSG32] * (16 if case == "array16" else 1)
 
 
 # -- WebSocket framing ----------------------------------------------------------------------

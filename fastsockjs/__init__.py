@@ -3,10 +3,10 @@
 from fastsockjs.aio.listener import Listener
 from fastsockjs.connection import Connection
 from fastsockjs.frames import speedups_enabled
-from fastsockjs.options import Options, OptionsError, WebSocketCompression
+from fastsockjs.options import Options, OptionsError, Refuse, WebSocketCompression
 from fastsockjs.protocol.http import Request
 from fastsockjs.protocol.session import ReadyState
-from fastsockjs.runner import new_event_loop, run, serve
+from fastsockjs.runner import new_event_loop, run, serve, ssl_context
 from fastsockjs.server import Server
 
 __version__ = "0.1.0"
@@ -17,6 +17,7 @@ __all__ = [
     "Options",
     "OptionsError",
     "ReadyState",
+    "Refuse",
     "Request",
     "Server",
     "WebSocketCompression",
@@ -24,5 +25,6 @@ __all__ = [
     "run",
     "serve",
     "speedups_enabled",
+    "ssl_context",
     "__version__",
 ]

@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, binding=True
 """Cython kernels for fastsockjs (same names, signatures and results as ``_frames_py``).
 
 ``_frames_py`` is the specification: every public function here must return
@@ -13,8 +13,6 @@ Kernels:
 * Decoding of what a client sends in one WebSocket message.
 * RFC 6455 frame parsing, building and (un)masking, 8 bytes at a time.
 """
-
-import json
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
@@ -340,15 +338,10 @@ def close_frame(code, reason):
 # decode_ws_message
 # --------------------------------------------------------------------------
 
-def _reject_constant(name):
-    # JavaScript's JSON.parse has no NaN / Infinity: neither do we.
-    raise ValueError("invalid JSON constant " + name)
-
-
-_decoder = json.JSONDecoder(parse_constant=_reject_constant)
-_decode = _decoder.decode
-# json's C scanner: decode() would first run two whitespace regexes.
-_scan_once = _decoder.scan_once
+# The twin's decoder (json's C scanner, with NaN / Infinity refused): one
+# definition for both modules. Compiling decode_ws_message's own few lines
+# still pays (bench/README.md, "What is compiled").
+from fastsockjs._frames_py import _decode, _scan_once
 
 
 def decode_ws_message(text):

@@ -4,13 +4,19 @@ amplify, broadcast, chat (the same set sockjs-node's test server has)."""
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
+from fastsockjs.asgi import SockJSApp
 from fastsockjs.broker import Broker, MemoryBroker
 from fastsockjs.chat import ChatService, ChatStore, rules, store_for
 from fastsockjs.connection import Connection
+from fastsockjs.options import DEFAULT_SOCKJS_URL
 from fastsockjs.server import Server
 from fastsockjs.workers import worker_id
+
+#: Environment variable naming the ASGI test server's sockjs-client URL.
+ENV_SOCKJS_URL = "FASTSOCKJS_SOCKJS_URL"
 
 
 def echo(**options: Any) -> Server:
@@ -107,3 +113,30 @@ def chat(
     )
     server.on("connection", service.open)
     return server
+
+
+def testserver(sockjs_url: str, broker: Broker | None = None, **options: Any) -> list[Server]:
+    """Configured as sockjs-node's test server, with default limits otherwise
+    (``options`` go to every service; ``broker`` carries ``/broadcast``)."""
+    common: dict[str, Any] = dict(sockjs_url=sockjs_url, **options)
+    return [
+        echo(prefix="/echo", response_limit=4096, **common),
+        echo(prefix="/disabled_websocket_echo", websocket=False, **common),
+        echo(prefix="/cookie_needed_echo", jsessionid=True, **common),
+        close(prefix="/close", **common),
+        ticker(prefix="/ticker", **common),
+        amplify(prefix="/amplify", **common),
+        broadcast(prefix="/broadcast", broker=broker, **common),
+    ]
+
+
+def asgi_testserver() -> SockJSApp:
+    """:func:`testserver` as an ASGI app (a factory: one per worker), so the official
+    protocol suite can run against the ASGI host too::
+
+        uvicorn --factory fastsockjs.apps:asgi_testserver --port 8081
+
+    ``FASTSOCKJS_SOCKJS_URL`` sets the iframe page's sockjs-client URL (the jsDelivr
+    address by default). The service list is the command line's own, so the two
+    test servers cannot drift."""
+    return SockJSApp(*testserver(os.environ.get(ENV_SOCKJS_URL) or DEFAULT_SOCKJS_URL))

@@ -9,6 +9,7 @@ import inspect
 import json
 import logging
 import os
+import ssl
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,10 +17,17 @@ from typing import Any
 
 from fastsockjs import apps, haproxy, logconfig, runner, workers
 from fastsockjs.aio.listener import Response
+from fastsockjs.apps import testserver
 from fastsockjs.broker import Broker, MemoryBroker, make_broker
 from fastsockjs.chat import rules
-from fastsockjs.options import DEFAULT_SOCKJS_URL, SOCKJS_CLIENT_VERSION, TRANSPORTS
-from fastsockjs.protocol.http import Request
+from fastsockjs.options import (
+    DEFAULT_SOCKJS_URL,
+    SOCKJS_CLIENT_VERSION,
+    TRANSPORTS,
+    OptionsError,
+    make_options,
+)
+from fastsockjs.protocol.http import Request, TrustedProxies
 from fastsockjs.server import Server
 
 _log = logging.getLogger("fastsockjs")
@@ -189,6 +197,15 @@ def _common(p: argparse.ArgumentParser, port: int, prefix: str | None) -> None:
         " off by default",
     )
     p.add_argument(
+        "--health-path", default="/_health", metavar="PATH",
+        help="health endpoint: 200 ok, or 503 and why (event loop lag, broker down,"
+        " shutting down); default /_health, '' turns it off",
+    )
+    p.add_argument(
+        "--max-loop-lag", type=float, default=1.0, metavar="SECONDS",
+        help="the health endpoint fails while the event loop lags more than this (default 1)",
+    )
+    p.add_argument(
         "--shutdown-timeout", type=float, default=5.0, metavar="SECONDS",
         help="on SIGTERM/SIGINT, how long sessions get to receive their close frame (default 5)",
     )
@@ -197,6 +214,30 @@ def _common(p: argparse.ArgumentParser, port: int, prefix: str | None) -> None:
         help="negotiate permessage-deflate on WebSocket connections (default off; echo, chat,"
         " testserver: a run factory sets Server(websocket_compression=...) itself)",
     )
+    p.add_argument(
+        "--allowed-origin", action="append", default=None, metavar="ORIGIN",
+        dest="allowed_origins",
+        help="an origin allowed to use the servers from a browser, e.g. https://example.com"
+        " or https://*.example.com (repeatable; WebSocket and CORS); default: any origin",
+    )
+    p.add_argument(
+        "--max-message-size", type=int, default=None, metavar="BYTES",
+        help="largest message a client may send, per WebSocket message and per message of an"
+        " xhr_send body (default 1 MiB; 1009 or 413 above it)",
+    )
+    p.add_argument(
+        "--forwarded-allow-ips", default=None, metavar="LIST",
+        help="comma-separated proxy addresses or networks (or *) whose X-Forwarded-For /"
+        " Forwarded header names the client; default: none (the header is ignored)",
+    )
+    p.add_argument("--ssl-certfile", default=None, metavar="FILE",
+                   help="serve https/wss with this PEM certificate (chain)")
+    p.add_argument("--ssl-keyfile", default=None, metavar="FILE",
+                   help="the certificate's PEM private key (unless in --ssl-certfile)")
+    p.add_argument("--ssl-keyfile-password", default=None, metavar="PASSWORD",
+                   help="the private key's password")
+    p.add_argument("--ssl-ca-certs", default=None, metavar="FILE",
+                   help="CA certificates to verify client certificates against")
     p.add_argument(
         "--transports", type=_transports, default=None, metavar="LIST",
         help="comma-separated transports to enable (default: all), e.g. websocket,websocket-raw"
@@ -231,6 +272,10 @@ def parser() -> argparse.ArgumentParser:
     )
     r = sub.add_parser("run", help="serve module:factory (a Server or a list of them)")
     r.add_argument("target", help="module:attribute; a callable is called with no arguments")
+    r.add_argument(
+        "--asgi", default=None, metavar="MODULE:APP",
+        help="an ASGI application for every other path (its lifespan starts with the worker)",
+    )
     _common(r, 8081, None)
     h = sub.add_parser(
         "haproxy-config", help="print an HAProxy configuration for --workers N --port P"
@@ -244,7 +289,14 @@ def parser() -> argparse.ArgumentParser:
         "--prefix", action="append", default=None,
         help="SockJS prefix (repeatable; default /chat)",
     )
-    h.add_argument("--check-interval", default="500ms", help="health-check interval")
+    h.add_argument(
+        "--check-interval", default=haproxy.CHECK_INTERVAL,
+        help=f"health-check interval (default {haproxy.CHECK_INTERVAL})",
+    )
+    h.add_argument(
+        "--health-path", default="/_health",
+        help="the workers' --health-path (default /_health)",
+    )
     h.add_argument(
         "--heartbeat-delay", type=float, default=25.0, metavar="SECONDS",
         help="the servers' heartbeat_delay (default 25): timeouts stay above twice it",
@@ -275,6 +327,19 @@ def load_target(target: str, broker: Broker | None = None) -> list[Server]:
     return servers
 
 
+def load_asgi(target: str) -> Any:
+    """The ASGI application ``package.module:attribute`` names (``--asgi``)."""
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise SystemExit("fastsockjs: --asgi must look like package.module:app")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    app = getattr(importlib.import_module(module_name), attr)
+    if not callable(app):
+        raise SystemExit(f"fastsockjs: --asgi {target} is not an ASGI application")
+    return app
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
@@ -288,6 +353,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 args.workers, args.port, args.listen_port, args.prefix or ["/chat"],
                 host=args.host, listen_host=args.listen_host,
                 check_interval=args.check_interval, heartbeat_delay=args.heartbeat_delay,
+                health_path=args.health_path,
             )
         except ValueError as exc:
             raise SystemExit(f"fastsockjs haproxy-config: {exc}") from None
@@ -299,21 +365,36 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"fastsockjs: --broker: {exc}") from None
     if args.workers < 1:
         raise SystemExit("fastsockjs: --workers must be 1 or more")
+    # Refused here, once, rather than in every worker.
+    tls = _ssl_context(args)
+    if args.forwarded_allow_ips is not None:
+        try:
+            TrustedProxies.parse(args.forwarded_allow_ips)
+        except ValueError as exc:
+            raise SystemExit(f"fastsockjs: --forwarded-allow-ips: {exc}") from None
+    if args.max_message_size is not None and args.max_message_size < 1:
+        raise SystemExit("fastsockjs: --max-message-size must be 1 or more")
     if args.workers > 1:
         _supervise(args, argv)
         return
     logconfig.configure_logging(args.log_level)
     sockjs_url, files = _client_setup(args)
-    servers = build_servers(args, sockjs_url, files, broker)
+    try:
+        servers = build_servers(args, sockjs_url, files, broker)
+    except OptionsError as exc:
+        raise SystemExit(f"fastsockjs: {exc}") from None
     if args.reuse_port:
         problem = workers.reuse_port_problem(servers)
         if problem:
             raise SystemExit("fastsockjs: " + problem)
+    fallback: Any = StaticFiles(files, {STATUS_PATH: status_page(servers, broker)})
+    if getattr(args, "asgi", None):
+        fallback = load_asgi(args.asgi)
     runner.run(
         *servers,
         host=args.host,
         port=args.port,
-        fallback=StaticFiles(files, {STATUS_PATH: status_page(servers, broker)}),
+        fallback=fallback,
         use_uvloop=not args.no_uvloop,
         reuse_port=args.reuse_port,
         broker=broker,
@@ -322,7 +403,25 @@ def main(argv: Sequence[str] | None = None) -> None:
         max_body=args.max_body,
         request_timeout=args.request_timeout,
         keepalive_timeout=args.keepalive_timeout,
+        health_path=args.health_path or None,
+        max_loop_lag=args.max_loop_lag,
+        ssl=tls,
+        forwarded_allow_ips=args.forwarded_allow_ips,
     )
+
+
+def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    tls_options = (args.ssl_keyfile, args.ssl_keyfile_password, args.ssl_ca_certs)
+    if args.ssl_certfile is None:
+        if any(o is not None for o in tls_options):
+            raise SystemExit("fastsockjs: the --ssl-* options need --ssl-certfile")
+        return None
+    try:
+        return runner.ssl_context(
+            args.ssl_certfile, args.ssl_keyfile, args.ssl_keyfile_password, args.ssl_ca_certs
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise SystemExit(f"fastsockjs: --ssl-certfile / --ssl-keyfile: {exc}") from None
 
 
 def build_servers(
@@ -335,6 +434,13 @@ def build_servers(
         extra["disabled_transports"] = frozenset(TRANSPORTS) - args.transports
     if args.ws_compression:
         extra["websocket_compression"] = True
+    # What a run factory's Servers get too: the deployment's policy, not the app's.
+    policy: dict[str, Any] = {}
+    if args.allowed_origins:
+        policy["allowed_origins"] = tuple(args.allowed_origins)
+    if args.max_message_size is not None:
+        policy["max_message_size"] = args.max_message_size
+    extra.update(policy)
     if args.command == "testserver":
         return testserver(sockjs_url, broker=broker, **extra)
     extra["sockjs_url"] = sockjs_url
@@ -347,7 +453,11 @@ def build_servers(
         files["/"] = ("text/html; charset=UTF-8", page.encode("utf-8"))
         return [apps.chat(prefix=args.prefix, broker=broker, rate=args.rate,
                           max_text=args.max_text, history_length=args.history, **extra)]
-    return load_target(args.target, broker)
+    servers = load_target(args.target, broker)
+    if policy:
+        for server in servers:
+            server.options = make_options(server.options, **policy)
+    return servers
 
 
 def _supervise(args: argparse.Namespace, argv: list[str]) -> None:
@@ -371,21 +481,6 @@ def _supervise(args: argparse.Namespace, argv: list[str]) -> None:
         worker_args, args.workers, shutdown_timeout=args.shutdown_timeout
     )
     raise SystemExit(supervisor.run())
-
-
-def testserver(sockjs_url: str, broker: Broker | None = None, **options: Any) -> list[Server]:
-    """Configured as sockjs-node's test server, with default limits otherwise
-    (``options`` go to every service; ``broker`` carries ``/broadcast``)."""
-    echo: dict[str, Any] = dict(sockjs_url=sockjs_url, **options)
-    return [
-        apps.echo(prefix="/echo", response_limit=4096, **echo),
-        apps.echo(prefix="/disabled_websocket_echo", websocket=False, **echo),
-        apps.echo(prefix="/cookie_needed_echo", jsessionid=True, **echo),
-        apps.close(prefix="/close", **echo),
-        apps.ticker(prefix="/ticker", **echo),
-        apps.amplify(prefix="/amplify", **echo),
-        apps.broadcast(prefix="/broadcast", broker=broker, **echo),
-    ]
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from fastsockjs.events import EventEmitter
-from fastsockjs.frames import as_text
+from fastsockjs.frames import text_or_none
 from fastsockjs.protocol.session import ReadyState
 
 _error_log = logging.getLogger("fastsockjs.error")
@@ -63,6 +63,7 @@ class Connection(EventEmitter):
         "pathname",
         "prefix",
         "protocol",
+        "_state",
         "__weakref__",
     )
 
@@ -79,9 +80,20 @@ class Connection(EventEmitter):
         self.pathname: str = ""
         self.prefix: str = ""
         self.protocol: str = ""
+        self._state: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} {self.protocol} {self.ready_state.name}>"
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The application's own data for this connection (a user id after
+        authentication, ...). Starts empty, or as a copy of the dict the
+        Server's ``authorize`` hook returned; made on first use."""
+        state = self._state
+        if state is None:
+            state = self._state = {}
+        return state
 
     @property
     def ready_state(self) -> ReadyState:
@@ -101,13 +113,8 @@ class Connection(EventEmitter):
         sent as its JSON text.
         """
         if type(message) is not str:
-            try:
-                message = as_text(message)
-            except (TypeError, ValueError, RecursionError) as exc:
-                _error_log.error(
-                    "write(): a %s cannot be sent as JSON text (%s); not sent",
-                    type(message).__name__, exc,
-                )
+            message = text_or_none(message, "write", _error_log)
+            if message is None:
                 return False
         return self._session.send(message)
 
@@ -133,6 +140,7 @@ class Connection(EventEmitter):
 
     def fill(self, request: Any, protocol: str, prefix: str) -> None:
         """Take the request facts of the request that (re)attached the session."""
+        # The client's address: the peer's, or what a trusted proxy said it is.
         self.remote_address, self.remote_port = request.remote
         self.url = request.url
         self.pathname = request.path
@@ -143,4 +151,7 @@ class Connection(EventEmitter):
             # the same browser's headers, and this runs on every poll.
             hdrs = request.headers
             self.headers = {k: hdrs[k] for k in EXPOSED_HEADERS if hdrs.get(k)}
+        auth = request.auth
+        if auth is not None:
+            self.state.update(auth)
 

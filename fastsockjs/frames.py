@@ -55,6 +55,18 @@ def as_text(message: Any) -> str:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
 
 
+def text_or_none(message: Any, caller: str, log: Any) -> str | None:
+    """:func:`as_text`, or None (and an error logged, naming ``caller``) for a
+    value JSON cannot encode: writes never raise, so a broadcast loop cannot
+    race a bad value either."""
+    try:
+        return as_text(message)
+    except (TypeError, ValueError, RecursionError) as exc:
+        log.error("%s(): a %s cannot be sent as JSON text (%s); not sent",
+                  caller, type(message).__name__, exc)
+        return None
+
+
 class Prepared(Protocol):
     """Takes a message quoted once for many (a broadcast, a channel)."""
 

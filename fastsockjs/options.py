@@ -45,6 +45,42 @@ class OptionsError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Refuse:
+    """What an ``authorize`` hook returns to refuse a request.
+
+    Either an HTTP ``status`` (401, 403, ...; ``reason`` is the body), or a
+    SockJS close ``code`` (4000..4999 for the application's own) with
+    ``reason``: the client then gets ``c[code,"reason"]`` on whatever
+    transport it opened with, and its ``onclose`` sees both. Neither given:
+    403.
+    """
+
+    status: int | None = None
+    code: int | None = None
+    reason: str = "Forbidden"
+
+    def __post_init__(self) -> None:
+        if self.status is not None and self.code is not None:
+            raise OptionsError("Refuse takes an HTTP status or a close code, not both")
+        if self.status is not None and not (
+            isinstance(self.status, int) and 400 <= self.status <= 599
+        ):
+            raise OptionsError(f"Refuse status must be an HTTP error status, not {self.status!r}")
+        if self.code is not None and not (
+            isinstance(self.code, int) and (self.code == 1000 or 3000 <= self.code <= 4999)
+        ):
+            raise OptionsError(f"Refuse code must be 1000 or 3000..4999, not {self.code!r}")
+        if not isinstance(self.reason, str):
+            raise OptionsError("Refuse reason must be a string")
+
+
+#: ``authorize(request)``: None / True to let a new session open, False or a
+#: :class:`Refuse` to refuse it, a dict to let it open with that data in its
+#: ``Connection.state``; or an awaitable of one of these.
+AuthorizeHook = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
 class WebSocketCompression:
     """permessage-deflate (RFC 7692) settings for ``websocket_compression``.
 
@@ -123,6 +159,8 @@ class Options:
     #: False (off), True (the defaults of WebSocketCompression) or a
     #: WebSocketCompression. Stored as None or a WebSocketCompression.
     websocket_compression: WebSocketCompression | bool | None = None
+    #: Called with the request before a session is created (see AuthorizeHook).
+    authorize: AuthorizeHook | None = None
     logger: logging.Logger | None = None
 
     def __post_init__(self) -> None:
@@ -154,6 +192,8 @@ class Options:
             raise OptionsError(
                 f"unknown transports {sorted(unknown)}; known: {', '.join(TRANSPORTS)}"
             )
+        if self.authorize is not None and not callable(self.authorize):
+            raise OptionsError(f"authorize must be a callable, not {self.authorize!r}")
         if not (isinstance(self.jsessionid, bool) or callable(self.jsessionid)):
             raise OptionsError("jsessionid must be True, False or a callable")
         for name in ("max_outbox_bytes", "max_outbox_messages"):

@@ -6,20 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import signal
+import ssl as _ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastsockjs.aio.listener import Fallback, Listener
+from fastsockjs.engine.core import HealthCheck
 from fastsockjs.server import Server
 from fastsockjs.workers import worker_id
 
 if TYPE_CHECKING:
     from fastsockjs.broker import Broker
 
-__all__ = ["new_event_loop", "run", "serve"]
+__all__ = ["broker_check", "new_event_loop", "run", "serve", "ssl_context"]
 
 _log = logging.getLogger("fastsockjs")
 
@@ -33,6 +36,26 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+def ssl_context(
+    certfile: str,
+    keyfile: str | None = None,
+    password: str | None = None,
+    ca_certs: str | None = None,
+) -> _ssl.SSLContext:
+    """A server TLS context from PEM files, as uvicorn's ``--ssl-*`` options
+    build it: the certificate chain (and its key, unless ``certfile`` holds
+    it), the key's password, and CA certificates to verify clients against
+    (client certificates are then asked for, not required). ALPN offers
+    ``http/1.1``: the only protocol served."""
+    context = _ssl.create_default_context(_ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certfile, keyfile, password)
+    if ca_certs:
+        context.load_verify_locations(ca_certs)
+        context.verify_mode = _ssl.CERT_OPTIONAL
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
 async def serve(
     *servers: Server,
     host: str = "127.0.0.1",
@@ -40,17 +63,34 @@ async def serve(
     fallback: Fallback | None = None,
     reuse_port: bool = False,
     metrics_path: str | None = None,
+    ssl: _ssl.SSLContext | None = None,
     **limits: Any,
 ) -> Listener:
     """Mount ``servers`` (each at its own ``prefix``) on a new listener and start it;
-    ``metrics_path`` serves Prometheus metrics there (the ``prometheus`` extra), and
-    ``limits`` are the Listener's (``max_body``, ``request_timeout``, ...)."""
+    ``metrics_path`` serves Prometheus metrics there (the ``prometheus`` extra),
+    ``ssl`` serves https/wss (see :func:`ssl_context`), and ``limits`` are the
+    Listener's (``max_body``, ``request_timeout``, ``health_path``,
+    ``forwarded_allow_ips``, ...). An ASGI ``fallback`` runs its lifespan startup
+    before the socket listens, so that what it starts is there for the first request."""
     limits.setdefault("worker", worker_id())
-    listener = Listener(fallback, metrics_path=metrics_path, **limits)
+    listener = Listener(fallback, metrics_path=metrics_path, ssl=ssl, **limits)
     for server in servers:
         server.install_handlers(listener)
+    startup = getattr(listener.fallback, "startup", None)
+    if startup is not None and inspect.iscoroutinefunction(startup):
+        await startup()
     await listener.listen(host, port, reuse_port=reuse_port)
     return listener
+
+
+def broker_check(broker: Broker) -> HealthCheck:
+    """The broker's health as a health check (cheap: it reads the broker's state)."""
+
+    def check() -> tuple[bool, str]:
+        health = broker.health
+        return health.ok, health.reason
+
+    return check
 
 
 def run(
@@ -64,13 +104,16 @@ def run(
     broker: Broker | None = None,
     on_listening: Callable[[int], None] | None = None,
     metrics_path: str | None = None,
+    ssl: _ssl.SSLContext | None = None,
     **limits: Any,
 ) -> None:
     """Serve until SIGINT / SIGTERM, then shut down gracefully: every session
     gets ``c[1001,"Server shutting down"]``, with ``shutdown_timeout`` seconds
-    for it to go out. ``broker`` is started first and closed last;
-    ``on_listening(port)`` is called once the socket listens; ``limits`` go to
-    the Listener (``max_body``, ...)."""
+    for it to go out (polls keep being answered meanwhile; see
+    ``Listener.shutdown``). ``broker`` is started first and closed last, and its
+    health is part of the health endpoint (``health_path=...``) as a "drain" check;
+    ``on_listening(port)`` is called once the socket listens; ``ssl`` serves
+    https/wss; ``limits`` go to the Listener (``max_body``, ...)."""
     loop = new_event_loop() if use_uvloop else asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
 
@@ -83,10 +126,13 @@ def run(
             await broker.start()
         listener = await serve(
             *servers, host=host, port=port, fallback=fallback, reuse_port=reuse_port,
-            metrics_path=metrics_path, **limits,
+            metrics_path=metrics_path, ssl=ssl, **limits,
         )
+        if broker is not None:
+            listener.engine.add_health_check(broker_check(broker), drain=True)
         _log.info(
-            "listening on http://%s:%d (worker %s, pid %d%s)", host, listener.port,
+            "listening on %s://%s:%d (worker %s, pid %d%s)", "https" if ssl else "http",
+            host, listener.port,
             listener.worker, os.getpid(), ", SO_REUSEPORT" if reuse_port else "",
         )
         if on_listening is not None:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from fastsockjs.connection import Connection
 from fastsockjs.events import EventEmitter
-from fastsockjs.frames import as_text, fan_out
+from fastsockjs.frames import fan_out, text_or_none
 from fastsockjs.options import Options, make_options
 from fastsockjs.protocol.session import ReadyState
 
@@ -113,12 +113,7 @@ class Server(EventEmitter):
         """Write ``message`` to each connection, encoding it once; returns how many
         took it. Takes what ``conn.write`` takes (a non-string is sent as JSON)."""
         if type(message) is not str:
-            try:
-                message = as_text(message)
-            except (TypeError, ValueError, RecursionError) as exc:
-                _error_log.error(
-                    "broadcast(): a %s cannot be sent as JSON text (%s); not sent",
-                    type(message).__name__, exc,
-                )
+            message = text_or_none(message, "broadcast", _error_log)
+            if message is None:
                 return 0
         return fan_out(message, connections)

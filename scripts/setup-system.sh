@@ -3,8 +3,9 @@
 # packages: python3-venv (Debian's own python3 makes no virtual environment without
 # it, and chat.sh and test.sh make .venv), python3-dev and gcc (the C extension),
 # Node.js + npm (the real sockjs-client), Chromium (the real-browser tests, driven by
-# playwright-core; nothing downloads a browser build), and redis-server + haproxy
-# (the multi-worker deployment tests). Idempotent and quiet; needs root
+# playwright-core; nothing downloads a browser build), redis-server + haproxy
+# (the multi-worker deployment tests) and nginx (the proxy tests, run as the
+# test's own process on a port of its own; the package's service is not needed). Idempotent and quiet; needs root
 # or sudo only when something is missing.
 set -euo pipefail
 need=()
@@ -19,6 +20,7 @@ command -v npm >/dev/null 2>&1 || need+=(npm)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+=(redis-server)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

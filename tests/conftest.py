@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import pytest
 
 from fastsockjs.cli import testserver
-from tests.helpers import ServerThread
+from tests.helpers import ServerThread, TlsFiles
 
 # uvloop has no Windows build (the package's dependency leaves it out there).
 # Elsewhere it is always a parameter, so a missing uvloop errors, never skips.
@@ -26,3 +26,9 @@ def ts(loop_kind: str) -> Iterator[ServerThread]:
     ).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A test CA and a server certificate for 127.0.0.1 (trustme)."""
+    return TlsFiles(tmp_path_factory.mktemp("tls"))

@@ -422,3 +422,62 @@ class Proc:
             pass
         self._log.close()
         return self.proc.returncode
+
+
+# -- TLS ----------------------------------------------------------------------------------
+class TlsFiles:
+    """A throwaway CA (trustme) and a certificate for 127.0.0.1 / localhost, as PEM
+    files in ``directory``; ``spki`` is the certificate's public-key pin for
+    Chromium's ``--ignore-certificate-errors-spki-list``."""
+
+    def __init__(self, directory: Path) -> None:
+        import base64
+        import hashlib
+
+        import trustme
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1", "localhost")
+        self.ca = directory / "ca.pem"
+        self.certfile = directory / "server.pem"
+        self.keyfile = directory / "server.key"
+        ca.cert_pem.write_to_path(str(self.ca))
+        with open(self.certfile, "wb") as out:
+            for blob in cert.cert_chain_pems:
+                out.write(blob.bytes())
+        cert.private_key_pem.write_to_path(str(self.keyfile))
+        leaf = x509.load_pem_x509_certificate(cert.cert_chain_pems[0].bytes())
+        der = leaf.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        self.spki = base64.b64encode(hashlib.sha256(der).digest()).decode("ascii")
+
+    def server_context(self) -> Any:
+        from fastsockjs import ssl_context
+
+        return ssl_context(str(self.certfile), str(self.keyfile))
+
+    def client_context(self) -> Any:
+        import ssl
+
+        context = ssl.create_default_context(cafile=str(self.ca))
+        context.set_alpn_protocols(["http/1.1"])
+        return context
+
+    def cli_args(self) -> list[str]:
+        return ["--ssl-certfile", str(self.certfile), "--ssl-keyfile", str(self.keyfile)]
+
+
+def https_request(
+    port: int, method: str, path: str, context: Any, body: bytes | str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=TIMEOUT, context=context)
+    try:
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+    finally:
+        conn.close()

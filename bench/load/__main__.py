@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in wanted if n not in SERVER_NAMES]
     if unknown:
         raise SystemExit(f"bench.load: unknown server(s) {unknown}; choose from {SERVER_NAMES}")
-    specs = [s for s in SERVERS if not wanted or s.name in wanted]
+    specs = [s for s in SERVERS if (s.name in wanted if wanted else s.default)]
     skipped: dict[str, str] = {}
     if any(s.name == "sockjs-node" for s in specs):
         why = prepare.ensure_sockjs_node()
@@ -122,10 +122,15 @@ def main(argv: list[str] | None = None) -> int:
         why = prepare.picows_missing()
         if why:
             skipped["picows"] = why
-    if any(s.name == "fastsockjs" for s in specs):
-        why = prepare.fastsockjs_extension_missing()
-        if why:
-            skipped["fastsockjs"] = why
+    for spec in specs:
+        if spec.expect == "cython":
+            why = prepare.fastsockjs_extension_missing()
+            if why:
+                skipped[spec.name] = why
+        if spec.name.startswith("fastsockjs-asgi"):
+            why = prepare.uvicorn_missing()
+            if why:
+                skipped[spec.name] = why
     for name, why in skipped.items():
         log(f"! skipping {name}: {why}")
     specs = [s for s in specs if s.name not in skipped]

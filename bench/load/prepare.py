@@ -82,6 +82,13 @@ def picows_missing() -> str | None:
     return None
 
 
+def uvicorn_missing() -> str | None:
+    for name in ("uvicorn", "httptools", "websockets", "wsproto"):
+        if importlib.util.find_spec(name) is None:
+            return f"{name} is not installed (pip install -e '.[test]')"
+    return None
+
+
 def fastsockjs_extension_missing() -> str | None:
     try:
         from fastsockjs import _frames  # noqa: F401

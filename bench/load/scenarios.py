@@ -19,6 +19,7 @@ class ServerSpec:
     env: dict[str, str] = field(default_factory=dict)
     raw: bool = False  # a plain WebSocket echo server (no SockJS framing)
     expect: str | None = None  # implementation the READY line must report
+    default: bool = True  # False: runs only when named with --server
 
 
 SERVERS: list[ServerSpec] = [
@@ -36,9 +37,25 @@ SERVERS: list[ServerSpec] = [
     ),
     ServerSpec("sockjs-node", ["node", str(NODE_DIR / "server.js"), "0"]),
     ServerSpec("picows", [sys.executable, "-m", "bench.load.picows_server"], raw=True),
+    # The ASGI host: SockJSApp under uvicorn (httptools, uvloop), one per WebSocket
+    # implementation of uvicorn's; compared with the native fastsockjs.
+    *(
+        ServerSpec(
+            "fastsockjs-asgi" + suffix,
+            [sys.executable, "-m", "bench.load.asgi_server", "--ws", ws],
+            {"FASTSOCKJS_PURE_PYTHON": "0"},
+            expect="cython",
+            default=False,
+        )
+        for suffix, ws in (
+            ("", "websockets-sansio"),
+            ("-websockets", "websockets"),
+            ("-wsproto", "wsproto"),
+        )
+    ),
 ]
 SERVER_NAMES = [s.name for s in SERVERS]
-REFERENCES = ("sockjs-node", "picows")
+REFERENCES = ("sockjs-node", "picows", "fastsockjs")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from fastsockjs.protocol.http import (
     Headers,
     HttpError,
     Request,
+    TrustedProxies,
     error_response,
     head,
     log_access,
@@ -44,6 +45,7 @@ class ConnectionOwner(Protocol):
     max_header_bytes: int
     request_timeout: float
     keepalive_timeout: float
+    forwarded: TrustedProxies | None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop: ...
@@ -69,6 +71,7 @@ class HttpProtocol(asyncio.Protocol):
         "transport",
         "parser",
         "remote",
+        "forwarded",
         "ws",
         "endpoint",
         "write_paused",
@@ -100,6 +103,9 @@ class HttpProtocol(asyncio.Protocol):
         self.transport: Any = None
         self.parser: Any = httptools.HttpRequestParser(self)
         self.remote: tuple[str | None, int | None] = (None, None)
+        # The trusted proxies, when the peer is one: its requests' forwarding
+        # headers then name the client.
+        self.forwarded: TrustedProxies | None = None
         self.ws: Any = None
         # The mount the latest request went to (its bytes count in its stats()).
         self.endpoint: Any = None
@@ -130,6 +136,9 @@ class HttpProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.remote = (peer[0], peer[1])
+        trusted = self.listener.forwarded
+        if trusted is not None and self.remote[0] in trusted:
+            self.forwarded = trusted
         self.listener.connections.add(self)
         self._set_deadline(_REQUEST, self.listener.request_timeout)
 
@@ -312,7 +321,9 @@ class HttpProtocol(asyncio.Protocol):
             version,
             parser.should_keep_alive(),
             b"".join(self._body),
-            self.remote,
+            self.remote if self.forwarded is None else self.forwarded.client(
+                self.remote, self._headers
+            ),
             parser.should_upgrade(),
         )
         if self._too_big:
@@ -351,7 +362,10 @@ class HttpProtocol(asyncio.Protocol):
             except Exception:
                 _log.exception("error answering %s %s", request.method, request.url)
                 exchange.error(HttpError(500, "500 - Internal Server Error"))
-            if request.upgrade and self.ws is None:
+            if request.upgrade and self.ws is None and (exchange.done or exchange._streaming):
+                # Answered or streaming without upgrading: the bytes after the head
+                # are nobody's. (An answer still to come, as after an async
+                # authorize hook, keeps them for the WebSocket.)
                 self._tail = b""
                 self._discard_tail = True
         if self._reading_paused and len(self._queue) < _MAX_QUEUED // 2 and not self.closed:

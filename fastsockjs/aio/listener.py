@@ -11,17 +11,19 @@ import inspect
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
+import ssl as _ssl
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from fastsockjs.aio.forward import forward
 from fastsockjs.aio.http import Exchange, HttpProtocol
+from fastsockjs.broker.watch import LoopLag
 from fastsockjs.engine.core import NOT_FOUND_BODY, Engine
 from fastsockjs.engine.mount import Mount
 from fastsockjs.engine.runtime import LoopRuntime
 from fastsockjs.options import Options
 from fastsockjs.protocol.asgi import is_asgi_app
-from fastsockjs.protocol.http import TEXT_PLAIN, HttpError, Request
+from fastsockjs.protocol.http import TEXT_PLAIN, HttpError, Request, TrustedProxies
 from fastsockjs.protocol.timers import TimerQueue
 
 if TYPE_CHECKING:
@@ -54,6 +56,10 @@ class Listener:
         keepalive_timeout: float = 75.0,
         metrics_path: str | None = None,
         worker: str | None = None,
+        health_path: str | None = None,
+        max_loop_lag: float = 1.0,
+        ssl: _ssl.SSLContext | None = None,
+        forwarded_allow_ips: str | Iterable[str] | None = None,
     ) -> None:
         """``fallback`` answers requests outside every prefix (404 without one).
 
@@ -67,8 +73,26 @@ class Listener:
         (needs the ``prometheus`` extra); off by default. Every metric is labelled
         ``worker`` (default ``pid<pid>``; ``fastsockjs.serve`` and the command
         line pass the worker id).
+        ``health_path`` (e.g. ``"/_health"``) answers 200 ``ok``, or 503 and the
+        reason: the event loop lags more than ``max_loop_lag`` seconds, the
+        worker is shutting down, or a check added with
+        ``listener.engine.add_health_check`` fails (``fastsockjs.run`` adds its
+        broker's health). Off by default.
+
+        ``ssl`` serves https and wss with this context (``listen`` may give
+        another per socket); a client that does not finish the TLS handshake
+        within ``request_timeout`` is dropped. ``forwarded_allow_ips``: the
+        proxies (addresses, networks, ``"*"``) whose ``X-Forwarded-For`` /
+        ``Forwarded`` header names the client (``Connection.remote_address``);
+        from any other peer the header is ignored. None (default) trusts none.
         """
         self.metrics_path = metrics_path
+        self.health_path = health_path
+        if max_loop_lag <= 0:
+            raise ValueError("max_loop_lag must be > 0")
+        self.max_loop_lag = max_loop_lag
+        self.loop_lag: LoopLag | None = None
+        self._lag_task: asyncio.Task[None] | None = None
         self.worker = worker if worker is not None else f"pid{os.getpid()}"
         if metrics_path is not None:
             import prometheus_client  # noqa: F401 - fail at construction, not per scrape
@@ -84,6 +108,8 @@ class Listener:
         self.bytes_in = 0
         self.bytes_out = 0
         self.servers: list[asyncio.Server] = []
+        self.ssl = ssl
+        self.forwarded = TrustedProxies.parse(forwarded_allow_ips)
 
     @property
     def fallback(self) -> Any:
@@ -143,18 +169,53 @@ class Listener:
         sock: socket.socket | None = None,
         reuse_port: bool = False,
         backlog: int = 1024,
+        ssl: _ssl.SSLContext | None = None,
     ) -> asyncio.Server:
-        """Start accepting; returns the asyncio Server (port 0 picks a free port)."""
+        """Start accepting; returns the asyncio Server (port 0 picks a free port).
+        ``ssl`` (default: the Listener's) serves TLS on this socket."""
         loop = asyncio.get_running_loop()
         self.engine.bind(loop)
+        context = ssl if ssl is not None else self.ssl
+        tls: dict[str, Any] = {}
+        if context is not None:
+            # A client stalling in the handshake gets no longer than one stalling
+            # in its request head; the loop drops it (and failed handshakes) and
+            # logs them only in its debug mode: they never reach HttpProtocol.
+            tls = {"ssl": context, "ssl_handshake_timeout": self.request_timeout}
         if sock is not None:
-            server = await loop.create_server(self.protocol_factory, sock=sock, backlog=backlog)
+            server = await loop.create_server(
+                self.protocol_factory, sock=sock, backlog=backlog, **tls
+            )
         else:
             server = await loop.create_server(
-                self.protocol_factory, host, port, reuse_port=reuse_port or None, backlog=backlog
+                self.protocol_factory, host, port, reuse_port=reuse_port or None,
+                backlog=backlog, **tls,
             )
         self.servers.append(server)
+        if self.health_path is not None:
+            self._watch_loop_lag(loop)
         return server
+
+    def _watch_loop_lag(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Measure the loop's lag with a tick every 0.1 s, for the health endpoint."""
+        if self.loop_lag is not None:
+            return
+        lag = self.loop_lag = LoopLag(0.1, loop.time())
+        bound = self.max_loop_lag
+
+        def check() -> tuple[bool, str]:
+            late = max(lag.last, lag.current(loop.time()))
+            if late > bound:
+                return False, f"the event loop lags {late:.2f} s (bound {bound:g} s)"
+            return True, "ok"
+
+        async def tick() -> None:
+            while True:
+                await asyncio.sleep(lag.due(loop.time()))
+                lag.tick(loop.time())
+
+        self.engine.add_health_check(check)
+        self._lag_task = loop.create_task(tick())
 
     def protocol_factory(self) -> HttpProtocol:
         return HttpProtocol(self)
@@ -167,16 +228,21 @@ class Listener:
     async def shutdown(
         self, timeout: float = 5.0, code: int = 1001, reason: str = "Server shutting down"
     ) -> None:
-        """Graceful stop: accept nothing new, close every session with ``code``,
-        let the close frames go out for at most ``timeout`` seconds, then end
-        what is left. ``'close'`` is emitted exactly once for every session."""
+        """Graceful stop: close every session with ``code`` and drain, then stop.
+
+        While draining (at most ``timeout`` seconds) the listener still accepts
+        and answers: a polling session gets its close frame on its next poll, and
+        the health endpoint reports "drain"; new sessions and sends are refused
+        with 503. Once every close frame is out (or the time is up) it stops
+        accepting, closes idle connections and ends what is left. ``'close'`` is
+        emitted exactly once for every session."""
+        await self.engine.shutdown(
+            timeout, code, reason, busy=lambda: any(c.busy for c in self.connections)
+        )
         for server in self.servers:
             server.close()
         for conn in list(self.connections):
             conn.close_if_idle()
-        await self.engine.shutdown(
-            timeout, code, reason, busy=lambda: any(c.busy for c in self.connections)
-        )
         # An ASGI fallback (fastsockjs.aio.forward) runs its lifespan shutdown.
         fallback_shutdown = getattr(self.fallback, "shutdown", None)
         if fallback_shutdown is not None and inspect.iscoroutinefunction(fallback_shutdown):
@@ -196,6 +262,9 @@ class Listener:
         }
 
     async def close(self) -> None:
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+            self._lag_task = None
         for server in self.servers:
             server.close()
         for conn in list(self.connections):
@@ -210,6 +279,9 @@ class Listener:
     def dispatch(self, request: Request, exchange: Exchange) -> None:
         path = request.path
         exchange.proto.endpoint = None
+        if path == self.health_path and request.method in ("GET", "HEAD"):
+            self.engine.answer_health(request, exchange)
+            return
         if path == self.metrics_path and request.method == "GET":
             from fastsockjs.metrics import exposition
 

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from fastsockjs.engine.core import NOT_FOUND_BODY, Engine
@@ -37,6 +40,7 @@ from fastsockjs.protocol.http import (
     Headers,
     HttpError,
     Request,
+    TrustedProxies,
     error_response,
     log_access,
 )
@@ -69,6 +73,21 @@ class SockJSApp:
 
     ``overrides`` replace options of every server mounted here (e.g.
     ``prefix=""``), as ``Server.install_handlers`` does.
+
+    ``handle_signals`` (default on): from the lifespan startup on, the first
+    SIGTERM or SIGINT starts the graceful shutdown here first -- every session
+    gets its 1001 close frame, polls are still answered -- and passes the
+    signal on to the ASGI server's own handler only once that is done (at most
+    ``shutdown_timeout`` seconds). uvicorn waits for open connections before it
+    runs the lifespan shutdown, so without this it would wait for the clients
+    to leave. A second signal is passed on at once. See docs/asgi.md.
+
+    ``forwarded_allow_ips`` is the native Listener's rule for the client's
+    address: the ``X-Forwarded-For`` / ``Forwarded`` header of a request whose
+    ``scope["client"]`` is one of these proxies names the client; from any
+    other peer it is ignored. (An ASGI server may have rewritten
+    ``scope["client"]`` already, as uvicorn does for its own
+    ``--forwarded-allow-ips``.)
     """
 
     def __init__(
@@ -77,9 +96,16 @@ class SockJSApp:
         fallback: ASGIApp | None = None,
         max_body: int = 8 * 1024 * 1024,
         shutdown_timeout: float = 5.0,
+        handle_signals: bool = True,
+        forwarded_allow_ips: str | Iterable[str] | None = None,
         **overrides: Any,
     ) -> None:
         self.engine = Engine()
+        self.forwarded = TrustedProxies.parse(forwarded_allow_ips)
+        self.handle_signals = handle_signals
+        self._shutdown_task: asyncio.Task[None] | None = None
+        self._signals: dict[int, Any] = {}
+        self._ours: dict[int, Any] = {}
         self.max_body = max_body
         self.fallback = fallback
         self.shutdown_timeout = shutdown_timeout
@@ -115,9 +141,57 @@ class SockJSApp:
     async def shutdown(self, timeout: float | None = None) -> None:
         """Close every session (1001 "Server shutting down"), waiting at most
         ``timeout`` seconds for the close frames to go out."""
+        self._restore_signals()
         if self.engine.runtime is None:
             return
+        task = self._shutdown_task
+        if task is not None:  # started by a signal: the same drain
+            await asyncio.shield(task)
+            return
         await self.engine.shutdown(self.shutdown_timeout if timeout is None else timeout)
+
+    # -- signals (see the class docstring) --------------------------------------------
+    def _install_signals(self) -> None:
+        if not self.handle_signals or self._signals:
+            return
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(sig)
+            if not callable(previous):
+                continue  # SIG_DFL / SIG_IGN: no server handler to pass the signal to
+            self._signals[sig] = previous
+
+            def on_signal(signum: int, frame: Any, previous: Any = previous) -> None:
+                if self._shutdown_task is not None:
+                    previous(signum, frame)  # a second signal: no more waiting
+                    return
+                loop.call_soon_threadsafe(self._drain_then_pass_on, signum, previous)
+
+            signal.signal(sig, on_signal)
+            self._ours[sig] = on_signal
+
+    def _drain_then_pass_on(self, signum: int, previous: Any) -> None:
+        if self._shutdown_task is not None:
+            return
+
+        async def drain() -> None:
+            try:
+                await self.engine.shutdown(self.shutdown_timeout)
+            finally:
+                self._restore_signals()
+                previous(signum, None)
+
+        self._shutdown_task = asyncio.get_running_loop().create_task(drain())
+
+    def _restore_signals(self) -> None:
+        signals, self._signals = self._signals, {}
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig, previous in signals.items():
+            if signal.getsignal(sig) is self._ours.pop(sig, None):  # still ours
+                signal.signal(sig, previous)
 
     # -- ASGI ------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -156,14 +230,25 @@ class SockJSApp:
             found = self.engine.find(full)
         return None if found is None else (found[0], found[1], full)
 
-    def _dispatch(self, endpoint: Mount, request: Request, exchange: Any, rest: str) -> None:
+    def _request(self, scope: Scope, full_path: str, body: bytes = b"") -> Request:
+        request = request_from_scope(scope, full_path, body)
+        if self.forwarded is not None:
+            request.remote = self.forwarded.client(request.remote, request.headers)
+        return request
+
+    async def _dispatch(
+        self, endpoint: Mount, request: Request, exchange: Any, rest: str
+    ) -> None:
         try:
-            self.engine.dispatch(endpoint, request, exchange, rest)
+            pending = self.engine.dispatch(endpoint, request, exchange, rest)
         except HttpError as err:
             exchange.error(err)
         except Exception:
             _log.exception("error answering %s %s", request.method, request.url)
             exchange.error(_SERVER_ERROR)
+        else:
+            if pending is not None:  # an async authorize hook is deciding
+                await pending
 
     # -- http ------------------------------------------------------------------------
     async def _http(
@@ -190,12 +275,12 @@ class SockJSApp:
                     parts.append(chunk)
             if not message.get("more_body", False):
                 break
-        request = request_from_scope(scope, full_path, b"".join(parts))
+        request = self._request(scope, full_path, b"".join(parts))
         exchange = HttpExchange(self.engine, request)
         if too_big:
             exchange.error(HttpError(413, "Payload Too Large"))
         else:
-            self._dispatch(endpoint, request, exchange, rest)
+            await self._dispatch(endpoint, request, exchange, rest)
         await exchange.run(receive, send)
 
     # -- websocket ---------------------------------------------------------------------
@@ -206,13 +291,13 @@ class SockJSApp:
         message = await receive()
         if message["type"] != "websocket.connect":
             return
-        request = request_from_scope(scope, full_path)
+        request = self._request(scope, full_path)
         # The ASGI server owns the handshake and has accepted its key already
         # (Starlette's TestClient sends "testserver=="): the transport's own
         # check must not refuse it again.
         request.headers["sec-websocket-key"] = "AAAAAAAAAAAAAAAAAAAAAA=="
         exchange = WebSocketExchange(self.engine, request)
-        self._dispatch(endpoint, request, exchange, rest)
+        await self._dispatch(endpoint, request, exchange, rest)
         ws = exchange.ws
         if ws is None:
             await exchange.deny(scope, send)
@@ -229,6 +314,7 @@ class SockJSApp:
             seen.add(kind)
             if kind == "lifespan.startup":
                 self._bind()
+                self._install_signals()
             elif kind == "lifespan.shutdown":
                 await self.shutdown()
             return message
@@ -252,6 +338,7 @@ class SockJSApp:
             if message.get("type") != "lifespan.startup":
                 return
         self._bind()
+        self._install_signals()
         await send({"type": "lifespan.startup.complete"})
         while True:
             message = await receive()

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Protocol
 
 from fastsockjs.client import websocket as ws
 from fastsockjs.client.errors import (
@@ -31,8 +31,16 @@ from fastsockjs.client.protocol import (
     parse_frame,
 )
 
-if TYPE_CHECKING:
-    from fastsockjs.client.connection import Connection
+
+class Connection(Protocol):
+    """What a transport needs of the client connection it feeds (the
+    :class:`fastsockjs.client.Connection`): where frames go, and the heartbeat
+    watchdog's bound."""
+
+    heartbeat_timeout: float | None
+
+    async def receive_frames(self, texts: Iterable[str]) -> bool: ...
+    def receive_heartbeat(self) -> None: ...
 
 #: What SockJS servers send xhr frames as (sockjs-node, Spring and vert.x all say
 #: application/javascript; older ones text/javascript).

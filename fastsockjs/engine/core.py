@@ -10,10 +10,13 @@ and hands both to :meth:`Engine.dispatch`. Everything SockJS happens below.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from fastsockjs.engine.authorize import OPENING, Unauthorized, admit
 from fastsockjs.engine.mount import Mount
 from fastsockjs.engine.runtime import LoopRuntime
 from fastsockjs.options import Options
@@ -26,7 +29,7 @@ from fastsockjs.transports.base import Exchange
 if TYPE_CHECKING:
     from fastsockjs.server import Server
 
-__all__ = ["Engine", "NOT_FOUND_BODY", "check_origin"]
+__all__ = ["Engine", "HealthCheck", "HealthReport", "NOT_FOUND_BODY", "check_origin"]
 
 _log = logging.getLogger("fastsockjs.error")
 
@@ -37,6 +40,32 @@ NOT_FOUND_BODY = b"404 Error: Page not found\n"
 _UNCHECKABLE = frozenset(("iframe", "htmlfile", "jsonp", "jsonp_send"))
 # Endpoints that only answer; CORS headers (or their absence) protect them.
 _ANSWER_ONLY = frozenset(("greeting", "info", "info_options", "options"))
+
+# While draining: requests that would start a session, and sends (the session is
+# closing: a message accepted now would be dropped without the client knowing).
+_NEW_SESSION = frozenset(("xhr", "xhr_streaming", "eventsource", "htmlfile", "jsonp",
+                          "websocket", "raw_websocket"))
+_SENDS = frozenset(("xhr_send", "jsonp_send"))
+_DRAINING = "Server shutting down."
+
+#: A health check: (ok, reason), cheap (no I/O, no await).
+HealthCheck = Callable[[], tuple[bool, str]]
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """What :meth:`Engine.health` found: ``state`` is ``"ok"``, ``"drain"`` (serve
+    the sessions this worker has, send it no new ones: it is shutting down or its
+    broker is cut off) or ``"down"`` (it cannot serve even its own sessions: its
+    event loop lags)."""
+
+    state: str
+    reason: str
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "ok"
+
 
 _REFUSAL = {
     400: "bad_request",
@@ -70,6 +99,10 @@ class Engine:
         #: HTTP-level refusals by status (both hosts count theirs here).
         self.http_errors: dict[int, int] = {}
         self.runtime: LoopRuntime | None = None
+        #: True from the start of a graceful shutdown: no new sessions, no sends.
+        self.draining = False
+        # (check, drain): a failing drain check asks for no new sessions only.
+        self._health_checks: list[tuple[HealthCheck, bool]] = []
 
     # -- mounting ----------------------------------------------------------------
     def mount(self, server: Server, options: Options) -> Mount:
@@ -126,29 +159,132 @@ class Engine:
             errors = self.http_errors
             errors[status] = errors.get(status, 0) + 1
 
-    def dispatch(self, mount: Mount, request: Request, exchange: Exchange, rest: str) -> None:
+    def dispatch(
+        self, mount: Mount, request: Request, exchange: Exchange, rest: str
+    ) -> Awaitable[None] | None:
         """Answer a SockJS request (``rest``: its path below the prefix).
 
         Raises HttpError for the host to answer (the host's exchange knows
-        whether a status line can still be sent)."""
+        whether a status line can still be sent). When the mount's
+        ``authorize`` hook is async, returns the task that answers once it has
+        decided (a host may await it; errors are answered through the exchange).
+        """
         found = route(SESSION_METHODS, mount.enabled_endpoints, request.method, rest)
+        if self.draining and not isinstance(found, (NotFound, MethodNotAllowed)):
+            self._refuse_while_draining(mount, found.kind, found.session_id)
         if isinstance(found, NotFound):
             exchange.respond(404, [("Content-Type", TEXT_PLAIN)], NOT_FOUND_BODY)
         elif isinstance(found, MethodNotAllowed):
             raise HttpError(405, "", [("Allow", ", ".join(found.allowed))])
         else:
+            options = mount.options
+            endpoint: Any = mount
             try:
-                if mount.options.allowed_origins is not None:
-                    check_origin(mount.options, request, found.kind)
-                HANDLERS[found.kind](mount, request, exchange, found)
+                if options.allowed_origins is not None:
+                    check_origin(options, request, found.kind)
+                if options.authorize is not None and found.kind in OPENING and (
+                    found.session_id is None or found.session_id not in mount.sessions
+                ):
+                    # Only a request that would create a session is asked about.
+                    verdict = options.authorize(request)
+                    if inspect.isawaitable(verdict):
+                        return self._rt().spawn(
+                            self._authorized(verdict, mount, request, exchange, found)
+                        )
+                    endpoint = admit(verdict, mount, request)
+                HANDLERS[found.kind](endpoint, request, exchange, found)
             except HttpError as err:
-                mount.refused(_REFUSAL.get(err.status, str(err.status)))
+                if type(err) is not Unauthorized:  # (counted by admit)
+                    mount.refused(_REFUSAL.get(err.status, str(err.status)))
                 raise
+        return None
+
+    def _rt(self) -> LoopRuntime:
+        runtime = self.runtime
+        return runtime if runtime is not None else self.bind(asyncio.get_running_loop())
+
+    async def _authorized(
+        self, verdict: Awaitable[Any], mount: Mount, request: Request, exchange: Any,
+        found: Any,
+    ) -> None:
+        """The rest of a dispatch, once an async ``authorize`` hook has decided."""
+        try:
+            endpoint = admit(await verdict, mount, request)
+            if getattr(exchange, "done", False):
+                return  # the client went away meanwhile: no session for nobody
+            HANDLERS[found.kind](endpoint, request, exchange, found)
+        except HttpError as err:
+            if type(err) is not Unauthorized:
+                mount.refused(_REFUSAL.get(err.status, str(err.status)))
+            exchange.error(err)
+        except Exception:
+            _log.exception("error answering %s %s", request.method, request.url)
+            exchange.error(HttpError(500, "500 - Internal Server Error"))
+
+    def _refuse_while_draining(self, mount: Mount, kind: str, session_id: str | None) -> None:
+        """During a graceful shutdown a known session's polls still get its close
+        frame; a new session or a message is refused with 503 (a client sees it:
+        sockjs-client closes with "Sending error" / tries again)."""
+        if kind in _SENDS or (
+            kind in _NEW_SESSION and (session_id is None or mount.session(session_id) is None)
+        ):
+            mount.refused("draining")
+            raise HttpError(503, _DRAINING, [("Retry-After", "1")])
+
+    # -- health ----------------------------------------------------------------------
+    def add_health_check(self, check: HealthCheck, *, drain: bool = False) -> None:
+        """Consult ``check`` in :meth:`health`. ``drain``: its failure means "no new
+        sessions" (the broker is cut off), not "down" (the loop lags)."""
+        self._health_checks.append((check, drain))
+
+    def health(self) -> HealthReport:
+        """"down" if a check that is not a drain check fails; else "drain" while
+        shutting down or if a drain check fails; else "ok"."""
+        drain: str | None = _DRAINING.rstrip(".").lower() if self.draining else None
+        for check, soft in self._health_checks:
+            try:
+                ok, reason = check()
+            except Exception as exc:
+                ok, reason = False, f"health check failed: {exc!r}"
+            if ok:
+                continue
+            if not soft:
+                return HealthReport("down", reason)
+            if drain is None:
+                drain = reason
+        if drain is not None:
+            return HealthReport("drain", drain)
+        return HealthReport("ok", "ok")
+
+    def answer_health(self, request: Request, exchange: Exchange) -> None:
+        """The health endpoint: 200 "ok"; 503 and the reason otherwise. The query
+        ``?drain_status=404`` answers 404 instead for "drain" (HAProxy's
+        ``http-check disable-on-404`` then stops new sessions but keeps sending
+        the worker's own)."""
+        report = self.health()
+        if report.ok:
+            status = 200
+        elif report.state == "drain" and request.param("drain_status") == "404":
+            status = 404
+        else:
+            status = 503
+        headers = [("Content-Type", TEXT_PLAIN), ("Cache-Control", "no-store")]
+        body = ("ok" if report.ok else f"{report.state}: {report.reason}") + "\n"
+        exchange.respond(status, headers, body.encode("utf-8"))
 
     # -- lifecycle -------------------------------------------------------------------
     @property
     def live_sessions(self) -> int:
         return sum(m.live_sessions for m in self.mounts)
+
+    def unsent_closes(self) -> int:
+        """Sessions whose close frame has not reached their client yet."""
+        return sum(
+            1
+            for m in self.mounts
+            for s in m.all_sessions()
+            if not getattr(s, "close_sent", False) and s.state is not ReadyState.CLOSED
+        )
 
     async def shutdown(
         self,
@@ -157,9 +293,12 @@ class Engine:
         reason: str = "Server shutting down",
         busy: Callable[[], bool] = lambda: False,
     ) -> None:
-        """Close every session with ``code``; wait at most ``timeout`` seconds for
-        the close frames to go out (until no session is live and ``busy()`` is
-        false); then end what is left. ``'close'`` is emitted once per session."""
+        """Drain: refuse new sessions and sends, close every session with ``code``;
+        wait at most ``timeout`` seconds for every close frame to reach its client
+        (a polling session gets it on its next poll, which the host keeps
+        answering) and for ``busy()`` to be false; then end what is left.
+        ``'close'`` is emitted once per session."""
+        self.draining = True
         for mount in self.mounts:
             for session in mount.all_sessions():
                 try:
@@ -169,8 +308,8 @@ class Engine:
         if self.runtime is not None:
             loop = self.runtime.loop
             deadline = loop.time() + timeout
-            while loop.time() < deadline and (self.live_sessions or busy()):
-                await asyncio.sleep(0.05)
+            while loop.time() < deadline and (self.unsent_closes() or busy()):
+                await asyncio.sleep(0.02)
         for mount in self.mounts:
             for session in mount.all_sessions():
                 session.expire()

@@ -78,11 +78,12 @@ class LoopRuntime:
     def create_future(self) -> asyncio.Future[Any]:
         return self.loop.create_future()
 
-    def spawn(self, awaitable: Awaitable[Any]) -> None:
+    def spawn(self, awaitable: Awaitable[Any]) -> asyncio.Task[Any]:
         """Run ``awaitable`` as a task, kept referenced until done; failures are logged."""
         task: asyncio.Task[Any] = self.loop.create_task(awaitable)  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

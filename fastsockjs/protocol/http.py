@@ -3,6 +3,7 @@ header policies of the SockJS protocol (CORS, caching, JSESSIONID)."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import time
 from collections.abc import Iterable
@@ -40,6 +41,7 @@ class Request:
         "upgrade",
         "error",
         "ws_deflate",
+        "auth",
         "_params",
     )
 
@@ -72,6 +74,9 @@ class Request:
         # (protocol.websocket.DeflateParams): the 101 answer and the codec
         # the I/O layer builds for this upgrade take them from here.
         self.ws_deflate: Any = None
+        #: What the Server's ``authorize`` hook returned for this request when
+        #: it was a dict: the new Connection's ``state`` starts as a copy of it.
+        self.auth: dict[str, Any] | None = None
         self._params: dict[str, list[str]] | None = None
 
     def param(self, name: str) -> str | None:
@@ -89,6 +94,109 @@ class Request:
             if name:
                 cookies[name] = value.strip()
         return cookies
+
+
+#: A (host, port) pair; either may be unknown.
+Address = tuple[str | None, int | None]
+
+
+class TrustedProxies:
+    """The proxies whose ``X-Forwarded-For`` / ``Forwarded`` header names the
+    client (uvicorn's ``--forwarded-allow-ips``): addresses, networks
+    (``10.0.0.0/8``) or ``*`` for any peer.
+
+    The header is believed only from these peers, since anyone else can send
+    it. It is read right to left, skipping the trusted proxies' own entries,
+    so what a client wrote into the header itself before the first trusted
+    proxy appended to it is never taken.
+    """
+
+    __slots__ = ("any", "networks")
+
+    def __init__(self, any_peer: bool, networks: tuple[Any, ...]) -> None:
+        self.any = any_peer
+        self.networks = networks
+
+    @classmethod
+    def parse(cls, spec: str | Iterable[str] | None) -> TrustedProxies | None:
+        """From ``"127.0.0.1, 10.0.0.0/8"`` or a list of such items; None for none."""
+        if spec is None:
+            return None
+        items = spec.split(",") if isinstance(spec, str) else list(spec)
+        names = [item.strip() for item in items if item.strip()]
+        if not names:
+            return None
+        networks = []
+        for name in names:
+            if name == "*":
+                continue
+            try:
+                networks.append(ipaddress.ip_network(name, strict=False))
+            except ValueError:
+                raise ValueError(
+                    f"not an IP address, network or '*' in forwarded_allow_ips: {name!r}"
+                ) from None
+        return cls("*" in names, tuple(networks))
+
+    def __contains__(self, host: object) -> bool:
+        if self.any:
+            return True
+        if not isinstance(host, str):
+            return False
+        try:
+            address = ipaddress.ip_address(host.partition("%")[0])
+        except ValueError:
+            return False
+        mapped = getattr(address, "ipv4_mapped", None)
+        if mapped is not None:
+            address = mapped
+        return any(address in network for network in self.networks)
+
+    def client(self, peer: Address, headers: dict[str, str]) -> Address:
+        """The client's address for a request from ``peer`` with ``headers``:
+        the rightmost entry not itself a trusted proxy (the leftmost when all
+        are); ``peer`` when it is not trusted or the header is absent."""
+        if peer[0] not in self:
+            return peer
+        forwarded_for = headers.get("x-forwarded-for")
+        if forwarded_for is not None:
+            hops: list[Address] = [(h.strip(), None) for h in forwarded_for.split(",")]
+        else:
+            forwarded = headers.get("forwarded")
+            if forwarded is None:
+                return peer
+            hops = forwarded_hops(forwarded)
+        hops = [hop for hop in hops if hop[0]]
+        if not hops:
+            return peer
+        for hop in reversed(hops):
+            if hop[0] not in self:
+                return hop
+        return hops[0]
+
+
+def forwarded_hops(value: str) -> list[Address]:
+    """The ``for=`` addresses of an RFC 7239 ``Forwarded`` header, in order
+    (host, port); an element without ``for=`` gives ``("", None)``."""
+    hops: list[Address] = []
+    for element in value.split(","):
+        host, port = "", None
+        for pair in element.split(";"):
+            name, _, raw = pair.partition("=")
+            if name.strip().lower() != "for":
+                continue
+            text = raw.strip().strip('"')
+            if text.startswith("["):  # [IPv6]:port
+                addr, _, rest = text[1:].partition("]")
+                host = addr
+                rest = rest[1:] if rest.startswith(":") else ""
+            elif text.count(":") == 1:
+                host, _, rest = text.partition(":")
+            else:
+                host, rest = text, ""
+            port = int(rest) if rest.isdigit() else None
+        hops.append((host, port))
+    return hops
 
 
 # RFC 9110 4.2.3 / RFC 3986 3.2.2: reg-name or IP literal, then an optional port.

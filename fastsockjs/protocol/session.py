@@ -166,6 +166,7 @@ class Session(Drainable):
         "receiver",
         "connection",
         "close_frame",
+        "close_sent",
         "_deadline",
         "_deadline_kind",
         "_flush_pending",
@@ -183,6 +184,8 @@ class Session(Drainable):
         self.dropped = 0
         self.receiver: Receiver | None = None
         self.close_frame = ""
+        # The close frame reached a receiver (a graceful shutdown waits for this).
+        self.close_sent = False
         self._deadline = Deadline(host.timers, self.on_timer)
         self._deadline_kind = 0
         self._flush_pending = False
@@ -227,6 +230,7 @@ class Session(Drainable):
         if self.state is ReadyState.CLOSING or self.state is ReadyState.CLOSED:
             self._drain_outbox_to(recv)
             recv.send_frame(self.close_frame)
+            self.close_sent = True
             recv.finish()
             if self.state is ReadyState.CLOSING:
                 self._set_deadline(_DISCONNECT, self.host.now() + self.host.disconnect_delay)
@@ -337,6 +341,7 @@ class Session(Drainable):
             self._drain_outbox_to(recv)
             if self.receiver is not None:
                 recv.send_frame(self.close_frame)
+                self.close_sent = True
             recv.finish()
         return True
 

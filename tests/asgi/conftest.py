@@ -1,6 +1,6 @@
 """``ts`` here is the test-server services (as tests/conftest.py's) served by
 fastsockjs.asgi.SockJSApp under uvicorn --http h11, on both event loops and
-both of uvicorn's WebSocket implementations."""
+each of uvicorn's three WebSocket implementations."""
 
 from __future__ import annotations
 
@@ -16,8 +16,14 @@ from tests.asgi.support import UvicornThread
 
 SOCKJS_URL = "http://127.0.0.1/static/sockjs.min.js"
 
-#: (event loop, uvicorn WebSocket implementation)
-FLAVOURS = [("asyncio", "websockets-sansio"), ("uvloop", "wsproto")]
+#: (event loop, uvicorn WebSocket implementation): each of uvicorn's three
+#: (``--ws websockets-sansio``, the legacy ``--ws websockets``, ``--ws wsproto``),
+#: the two loops spread over them.
+FLAVOURS = [
+    ("asyncio", "websockets-sansio"),
+    ("uvloop", "websockets"),
+    ("uvloop", "wsproto"),
+]
 
 
 def make_testserver_app() -> tuple[SockJSApp, list]:  # type: ignore[type-arg]

@@ -20,6 +20,14 @@ from tests.helpers import TIMEOUT
 class UvicornThread:
     """``make_app()`` returns ``(asgi_app, servers)``; it runs on the server's loop."""
 
+    @property
+    def listener(self) -> Any:
+        """The SockJS host the tests ask (as ServerThread's): endpoints, stats()."""
+        app = self.app
+        while app is not None and not hasattr(app, "endpoints"):
+            app = getattr(app, "app", None)  # (a middleware around the SockJSApp)
+        return app
+
     def __init__(
         self,
         make_app: Callable[[], tuple[Any, list[Any]]],

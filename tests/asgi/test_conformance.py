@@ -1,5 +1,6 @@
 """The project's protocol tests (tests/integration), re-run unchanged against
-fastsockjs.asgi.SockJSApp under uvicorn --http h11 (see conftest.py's ``ts``).
+fastsockjs.asgi.SockJSApp under uvicorn --http h11 (see conftest.py's ``ts``), with
+each of uvicorn's three WebSocket implementations.
 
 A few are decided by the ASGI server before the application sees the request;
 they are listed (with the reason) in EXCLUDED and in docs/asgi.md.
@@ -16,13 +17,21 @@ import pytest
 from fastsockjs import apps
 from fastsockjs.asgi import SockJSApp
 from tests.asgi.support import AsgiServerThread, UvicornThread
-from tests.helpers import RawWebSocket, close_code
+from tests.helpers import RawWebSocket, close_code, request
 from tests.integration import (
     test_hardening,
     test_http_transports,
     test_static_endpoints,
     test_websocket,
 )
+
+#: uvicorn's legacy ``websockets`` implementation is tested on purpose: its
+#: deprecation warnings (uvicorn's and websockets') are expected.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:The `websockets` implementation is deprecated"),
+    pytest.mark.filterwarnings("ignore:websockets.legacy is deprecated"),
+    pytest.mark.filterwarnings("ignore:remove second argument of ws_handler"),
+]
 
 #: Tests the ASGI server answers itself: nothing SockJSApp can do about them.
 EXCLUDED = {
@@ -58,6 +67,13 @@ EXCLUDED_WEBSOCKETS = {
         "unsupported Sec-WebSocket-Version: websockets answers 400 itself (RFC 6455 4.4 and "
         "the test want 426, as SockJSApp and wsproto answer)",
 }
+
+#: A POST carrying ``Upgrade: websocket`` goes to uvicorn's WebSocket layer, which
+#: answers it before SockJSApp sees the request: the sansio websockets implementation
+#: with 405 (but with a body and a Content-Type, where the protocol suite wants a bare
+#: 405), the legacy one and wsproto with 400. Natively (and without the Upgrade header
+#: here too) it is SockJS's bare 405. docs/asgi.md says so.
+POST_UPGRADE_STATUS = {"websockets-sansio": 405, "websockets": 400, "wsproto": 400}
 
 #: Tests that build their own native server: their ASGI twins are below.
 NOT_REUSED = {"test_oversized_message_closes_1009"}
@@ -111,6 +127,20 @@ def _per_flavour_exclusions(request: pytest.FixtureRequest) -> None:
         pytest.skip("uvicorn's wsproto implementation decides: " + EXCLUDED_WSPROTO[name])
     if name in EXCLUDED_WEBSOCKETS and request.getfixturevalue("flavour")[1] != "wsproto":
         pytest.skip("uvicorn's websockets implementation decides: " + EXCLUDED_WEBSOCKETS[name])
+
+
+def test_post_with_upgrade_is_answered_by_uvicorn(
+    ts: UvicornThread, flavour: tuple[str, str]
+) -> None:
+    path = f"/echo/000/{uuid.uuid4()}/websocket"
+    upgrade = request(ts.port, "POST", path, headers={"Upgrade": "WebSocket",
+                                                      "Connection": "Upgrade"})
+    assert upgrade.status == POST_UPGRADE_STATUS[flavour[1]]
+    bare = request(ts.port, "POST", path)  # this one reaches SockJSApp
+    assert (bare.status, bare["content-type"], bare.body) == (405, None, b"")
+    assert bare["allow"] == "GET"
+    # The upgrade's answer is not SockJSApp's.
+    assert (upgrade.status, upgrade["content-type"], upgrade.body) != (405, None, b"")
 
 
 def test_oversized_message_closes_1009_asgi(flavour: tuple[str, str]) -> None:

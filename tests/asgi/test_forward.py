@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +18,7 @@ from fastsockjs import Listener, apps
 from fastsockjs.aio import AsgiFallback, forward
 from fastsockjs.asgi import is_asgi_app
 from tests.asgi.webapp import make_fastapi
-from tests.helpers import RawHttp, ServerThread, close_code, request
+from tests.helpers import RawHttp, ServerThread, close_code, request, wait_for
 
 
 @pytest.fixture(scope="module", params=["uvloop", "asyncio"])
@@ -116,10 +115,8 @@ def test_client_disconnect_reaches_the_app(native: ServerThread) -> None:
     c.request("GET", "/api/forever")
     assert c.read_chunk() == b"tick\n"
     c.close()
-    deadline = time.monotonic() + 5
-    while native.call(lambda: events["stream_closed"]) == before:
-        assert time.monotonic() < deadline, "the app never saw the disconnect"
-        time.sleep(0.05)
+    wait_for(lambda: native.call(lambda: events["stream_closed"]) != before, 5,
+             "the app saw the disconnect")
 
 
 def test_fastapi_websocket_route_on_the_native_server(native: ServerThread) -> None:

@@ -13,7 +13,9 @@
 //   {"op": "snapshot", "name": N}     the page as the user sees it (see snapshot())
 //   {"op": "screenshot", "name": N, "path": P, "width": W, "height": H}
 //   {"op": "close", "name": N}        close the page's context (the tab goes away)
+//   {"op": "log", "name": N}          what the pages logged so far (console, failed requests)
 // Every wait is bounded by "timeout" of the first command (default 20000 ms).
+// CHROMIUM_EXTRA_ARGS (a JSON list) adds command-line switches to Chromium's.
 'use strict';
 process.env.PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD = '1';
 const {chromium} = require('playwright-core');
@@ -58,7 +60,8 @@ async function run(cmd) {
       executablePath, headless: true, timeout: 60000,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
              '--disable-background-networking', '--disable-component-update', '--disable-sync',
-             '--disable-dev-shm-usage'],
+             '--disable-dev-shm-usage',
+             ...JSON.parse(process.env.CHROMIUM_EXTRA_ARGS || '[]')],
     });
   }
   const entry = pages.get(cmd.name);
@@ -101,6 +104,8 @@ async function run(cmd) {
       return snapshot(page);
     case 'snapshot':
       return snapshot(page);
+    case 'log':
+      return {log: log.slice()};
     case 'screenshot':
       await page.setViewportSize({width: cmd.width, height: cmd.height});
       await page.waitForTimeout(200);

@@ -128,7 +128,7 @@ class Cluster:
     """``python -m fastsockjs chat --workers N --broker redis://... --port P`` behind haproxy."""
 
     def __init__(self, redis: RedisServer, haproxy_bin: str, workdir: Path, workers: int = 2,
-                 extra_args: Iterable[str] = ()) -> None:
+                 extra_args: Iterable[str] = (), broker_params: str = "") -> None:
         self.redis = redis
         self.workers = workers
         self.dir = workdir
@@ -144,7 +144,8 @@ class Cluster:
         self.supervisor = Proc(
             "fastsockjs",
             [sys.executable, "-m", "fastsockjs", "chat", "--workers", str(workers),
-             "--broker", redis.url, "--port", str(self.port), "--prefix", PREFIX,
+             "--broker", redis.url + (f"?{broker_params}" if broker_params else ""),
+             "--port", str(self.port), "--prefix", PREFIX,
              "--shutdown-timeout", "1",
              # These tests send bursts far above a person's typing (the chat's limit).
              "--rate", "100000/1", *extra_args],
@@ -169,6 +170,16 @@ class Cluster:
             r = conn.getresponse()
             assert r.status == 200, r.status
             return dict(json.loads(r.read()))
+        finally:
+            conn.close()
+
+    def health(self, i: int, query: str = "") -> tuple[int, str]:
+        """Worker ``i``'s health endpoint: (status, body)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.worker_port(i), timeout=3)
+        try:
+            conn.request("GET", "/_health" + query)
+            r = conn.getresponse()
+            return r.status, r.read().decode()
         finally:
             conn.close()
 

@@ -107,7 +107,10 @@ class Side:
     def texts(self) -> set[str]:
         out = set()
         for quoted in list(self.conn._session.quoted):
-            out.add(json.loads(json.loads(quoted))["text"])
+            # (The chat also sends presence and notices on the channel: messages only.)
+            msg = json.loads(json.loads(quoted))
+            if msg.get("type") == "message":
+                out.add(msg["text"])
         return out
 
     def publish(self, text: str) -> None:
@@ -124,8 +127,10 @@ class Worker:
         self.port = free_port_range(1)
         self.proc = Proc(
             "worker",
+            # (--rate: the load below sends far faster than a person may.)
             [sys.executable, "-m", "fastsockjs", "chat", "--port", str(self.port),
-             "--broker", f"{redis.url}?{PARAMS}", "--log-level", "info"],
+             "--broker", f"{redis.url}?{PARAMS}", "--log-level", "info",
+             "--rate", "100000/1"],
             workdir / "worker.log", cwd=ROOT,
         )
         wait_for(lambda: self.status()["broker"]["healthy"], 20, f"worker\n{self.log()}")

@@ -34,9 +34,11 @@ pytestmark = pytest.mark.realclient
 class Browser:
     """chat_driver.js: one command in, one JSON answer out, each bounded in time."""
 
-    def __init__(self, node_modules: Path, chromium: Path, timeout_ms: int = 20000) -> None:
+    def __init__(self, node_modules: Path, chromium: Path, timeout_ms: int = 20000,
+                 chromium_args: list[str] | None = None) -> None:
         env = {**os.environ, "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1",
-               "NODE_PATH": str(node_modules)}
+               "NODE_PATH": str(node_modules),
+               "CHROMIUM_EXTRA_ARGS": json.dumps(chromium_args or [])}
         self.proc = subprocess.Popen(
             [shutil.which("node") or "node", str(HERE / "chat_driver.js"), str(chromium)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -1,8 +1,8 @@
 """Faults in a real deployment: a worker killed, Redis stopped and restarted.
 
 * Kill one worker (SIGKILL): sessions on the other one are unaffected; the dead
-  worker's clients reconnect through haproxy to a live worker (health checks every
-  500 ms, ``fall 1``); the supervisor restarts the worker.
+  worker's clients reconnect through haproxy to a live worker (a refused connection is
+  redispatched at once; health checks mark it down); the supervisor restarts the worker.
 * Stop Redis: local delivery never stops; after Redis comes back on the same port
   the backends resubscribe and broadcasts cross workers again, nothing duplicated.
 """

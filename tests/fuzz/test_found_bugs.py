@@ -10,6 +10,7 @@ import asyncio
 import json
 import socket
 import time
+import tracemalloc
 import uuid
 from collections.abc import Iterator
 
@@ -19,7 +20,7 @@ from fastsockjs import cli
 from fastsockjs.apps import echo
 from fastsockjs.engine.runtime import LoopTimerQueue
 from fastsockjs.protocol.timers import Deadline
-from tests.helpers import RawHttp, RawWebSocket, ServerThread, request
+from tests.helpers import RawHttp, RawWebSocket, ServerThread, request, wait_for
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
@@ -134,24 +135,34 @@ def test_bytes_after_a_non_websocket_upgrade_are_bounded(srv: ServerThread) -> N
     answered by a long-lived response (xhr_streaming, eventsource, htmlfile, a held
     poll) a client can make the server buffer gigabytes
     """
+    listener = srv.listener
+    assert listener is not None
     c = RawHttp(srv.port)
     status, _ = c.request("POST", f"/echo/000/{uuid.uuid4()}/xhr_streaming",
                           {"Upgrade": "h2c", "Connection": "Upgrade"})
     assert status == 200
     junk = b"x" * 65536
     sent = 0
+    # What the process holds, measured from outside the server (the server runs in
+    # this process, on its own thread): allocations still alive once all was read.
+    tracemalloc.start()
     try:
-        for _ in range(64):  # 4 MiB
-            c.sock.sendall(junk)
-            sent += len(junk)
-    except OSError:
-        pass  # the server closed the connection: bounded
-    time.sleep(0.3)
-    listener = srv.listener
-    assert listener is not None
-    buffered = srv.call(lambda: max((len(p._tail) for p in listener.connections), default=0))
+        read_before = srv.call(lambda: listener.stats()["bytes_in"])
+        base = tracemalloc.get_traced_memory()[0]
+        try:
+            for _ in range(64):  # 4 MiB
+                c.sock.sendall(junk)
+                sent += len(junk)
+        except OSError:
+            pass  # the server closed the connection: bounded
+        else:
+            wait_for(lambda: srv.call(lambda: listener.stats()["bytes_in"])
+                     >= read_before + sent, 10, "the server read what was sent")
+        held = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
     c.close()
-    assert buffered <= 1024 * 1024, f"server holds {buffered} bytes of {sent} sent"
+    assert held <= 1024 * 1024, f"the process holds {held} more bytes after {sent} sent"
 
 
 # -- 4. the deadline heap delays due deadlines ---------------------------------------------------
@@ -203,8 +214,11 @@ def test_session_expires_after_disconnect_delay(loop_kind: str) -> None:
         a = f"/t/000/{uuid.uuid4()}"
         assert request(st.port, "POST", a + "/xhr").body == b"o\n"  # a: expires at +0.3 ...
         held = RawHttp(st.port)  # ... unless polled again: held poll, heartbeat at +5
-        held.send(f"POST {a}/xhr HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
-        time.sleep(0.05)
+        poll = f"POST {a}/xhr HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode()
+        read_before = st.call(lambda: st.listener.stats()["bytes_in"])  # type: ignore[union-attr]
+        held.send(poll)
+        wait_for(lambda: st.call(lambda: st.listener.stats()["bytes_in"])  # type: ignore[union-attr]
+                 >= read_before + len(poll), 5, "the held poll was read")
         b = f"/t/000/{uuid.uuid4()}"
         assert request(st.port, "POST", b + "/xhr").body == b"o\n"  # b: must expire at ~0.35
         time.sleep(1.5)

@@ -164,8 +164,11 @@ def test_drain_waits_for_a_slow_reader(loop_kind: str) -> None:
         ws = RawWebSocket(st.port, f"/d/000/{uuid.uuid4().hex}/websocket")
         assert ws.recv_text() == "o"
         ws.send_text('["go"]')
-        time.sleep(0.5)
-        assert drained == []  # still waiting for the network
+        # The flood is written and backed up (this client reads nothing yet) ...
+        wait_for(lambda: st.call(lambda: server.stats()["queued_bytes"]) > 0, TIMEOUT,
+                 "the flood queued")
+        time.sleep(0.2)  # (what is tested is that nothing happens: a wrong drain() would resolve)
+        assert drained == []  # ... so drain() is still waiting for the network
         t_read = time.monotonic()
         frame = ws.recv_frame()  # all 8 written in one turn: one frame
         assert frame is not None and frame[0] == 1

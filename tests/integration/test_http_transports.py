@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 
 import pytest
 
 from fastsockjs._frames_py import quote
-from tests.helpers import RawHttp, RawWebSocket, ServerThread, request
+from tests.helpers import RawHttp, RawWebSocket, ServerThread, request, wait_for
 
 NO_CACHE = "no-store, no-cache, no-transform, must-revalidate, max-age=0"
 
@@ -26,6 +25,36 @@ def post(ts: ServerThread, path: str, body: str | bytes | None = None, **headers
 
 def ctype(r) -> str:  # type: ignore[no-untyped-def]
     return (r["content-type"] or "").replace(" ", "")
+
+
+def send_and_wait_read(ts: ServerThread, conn: RawHttp, data: bytes) -> None:
+    """Send the poll request ``data`` and wait until it holds its session (its
+    receiver is attached), on any host: native, or SockJSApp under an ASGI server."""
+    path = data.split(b" ", 2)[1].decode()
+    prefix, _, rest = path[1:].partition("/")
+    session_id = rest.split("/")[1]
+
+    def attached() -> bool:
+        def check() -> bool:
+            for mount in ts.listener.endpoints:  # type: ignore[union-attr]
+                if mount.prefix == "/" + prefix:
+                    session = mount.session(session_id)
+                    return session is not None and session.receiver is not None
+            return False
+
+        return bool(ts.call(check))
+
+    conn.send(data)
+    wait_for(attached, 5, "the poll to hold its session")
+
+
+def wait_session_closed(ts: ServerThread, url: str) -> None:
+    """Wait until no open connection belongs to the session at ``url``."""
+    def open_here() -> bool:
+        conns = ts.call(lambda: ts.listener.engine.open_connections())  # type: ignore[union-attr]
+        return any(c.pathname.startswith(url + "/") for c in conns)
+
+    wait_for(lambda: not open_here(), 5, f"session {url} closed")
 
 
 # -- session URLs -------------------------------------------------------------------
@@ -130,8 +159,8 @@ def test_second_receiver_gets_2010_and_first_is_unaffected(ts: ServerThread) -> 
     url = sid()
     post(ts, url + "/xhr")
     held = RawHttp(ts.port)
-    held.send(f"POST {url}/xhr HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
-    time.sleep(0.2)
+    send_and_wait_read(
+        ts, held, f"POST {url}/xhr HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
     r = post(ts, url + "/xhr")
     assert r.body == b'c[2010,"Another connection still open"]\n'
     post(ts, url + "/xhr_send", '["still"]')
@@ -397,7 +426,7 @@ def test_aborted_receiver_closes_the_session(ts: ServerThread) -> None:
     assert c2.read_chunk() == b'c[2010,"Another connection still open"]\n'
     assert c2.read_chunk() == b""
     c1.close()
-    time.sleep(0.1)
+    wait_session_closed(ts, url)
     c3 = RawHttp(ts.port)
     c3.request("POST", url + "/xhr_streaming")
     c3.read_chunk()
@@ -410,11 +439,11 @@ def test_aborted_poll_closes_the_session(ts: ServerThread) -> None:
     url = sid()
     assert post(ts, url + "/xhr").body == b"o\n"
     held = RawHttp(ts.port)
-    held.send(f"POST {url}/xhr HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
-    time.sleep(0.2)
+    send_and_wait_read(
+        ts, held, f"POST {url}/xhr HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
     assert post(ts, url + "/xhr").body == b'c[2010,"Another connection still open"]\n'
     held.close()
-    time.sleep(0.1)
+    wait_session_closed(ts, url)
     assert post(ts, url + "/xhr").body == b"o\n"
 
 

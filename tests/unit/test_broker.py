@@ -60,12 +60,23 @@ class FakeRawSession:
         return self.send(text)  # raw sessions send the plain text
 
 
-def conn(session: Any = None) -> Connection:
-    return Connection(session if session is not None else FakeSession())
+class FakeConn(Connection):
+    """A Connection that keeps its fake session at hand (``fake``), so tests read
+    what the session recorded without the Connection's internals."""
+
+    __slots__ = ("fake",)
+
+    def __init__(self, session: Any) -> None:
+        super().__init__(session)
+        self.fake = session
 
 
-def close(c: Connection) -> None:
-    c._session.state = ReadyState.CLOSED
+def conn(session: Any = None) -> FakeConn:
+    return FakeConn(session if session is not None else FakeSession())
+
+
+def close(c: FakeConn) -> None:
+    c.fake.state = ReadyState.CLOSED
     c.emit("close")
     c.remove_all_listeners()
 
@@ -77,9 +88,9 @@ def test_publish_reaches_subscribers_of_the_channel_only() -> None:
     assert broker.subscribe(b, "room1", "room2")
     assert broker.subscribe(c, "room2")
     assert broker.publish("room1", "hi") == 2
-    assert a._session.quoted == [frames.quote("hi")]
-    assert b._session.quoted == [frames.quote("hi")]
-    assert c._session.quoted == []
+    assert a.fake.quoted == [frames.quote("hi")]
+    assert b.fake.quoted == [frames.quote("hi")]
+    assert c.fake.quoted == []
     assert broker.publish("nobody", "x") == 0
     assert broker.channels() == {"room1", "room2"}
     assert broker.channels(b) == {"room1", "room2"}
@@ -103,7 +114,7 @@ def test_each_frame_is_quoted_once_per_publish(monkeypatch: pytest.MonkeyPatch) 
     assert broker.publish("r", message) == 50
     assert calls == [message]
     # The very same string object went to every session.
-    firsts = {id(c._session.quoted[0]) for c in conns}
+    firsts = {id(c.fake.quoted[0]) for c in conns}
     assert len(firsts) == 1
 
 
@@ -114,8 +125,8 @@ def test_raw_websocket_sessions_get_plain_text() -> None:
     broker.subscribe(raw, "r")
     broker.subscribe(sockjs, "r")
     assert broker.publish("r", "hello") == 2
-    assert raw._session.plain == ["hello"]
-    assert sockjs._session.quoted == [frames.quote("hello")]
+    assert raw.fake.plain == ["hello"]
+    assert sockjs.fake.quoted == [frames.quote("hello")]
 
 
 def test_non_strings_are_sent_as_json() -> None:
@@ -123,7 +134,7 @@ def test_non_strings_are_sent_as_json() -> None:
     c = conn()
     broker.subscribe(c, "r")
     broker.publish("r", {"a": [1, 2]})
-    assert c._session.quoted == [frames.quote('{"a":[1,2]}')]
+    assert c.fake.quoted == [frames.quote('{"a":[1,2]}')]
 
 
 def test_order_is_kept() -> None:
@@ -132,7 +143,7 @@ def test_order_is_kept() -> None:
     broker.subscribe(c, "r")
     for i in range(100):
         broker.publish("r", str(i))
-    assert c._session.quoted == [frames.quote(str(i)) for i in range(100)]
+    assert c.fake.quoted == [frames.quote(str(i)) for i in range(100)]
 
 
 def test_unsubscribe_one_channel_and_all() -> None:
@@ -142,14 +153,14 @@ def test_unsubscribe_one_channel_and_all() -> None:
     broker.unsubscribe(c, "b")
     assert broker.channels(c) == {"a", "c"}
     broker.publish("b", "x")
-    assert c._session.quoted == []
+    assert c.fake.quoted == []
     broker.unsubscribe(c, "nope")  # not subscribed: nothing happens
     broker.unsubscribe(c)
     assert broker.channels(c) == set()
     assert broker.channels() == set()
     assert c.listeners("close") == []  # its close hook went with it
     broker.publish("a", "x")
-    assert c._session.quoted == []
+    assert c.fake.quoted == []
     broker.unsubscribe(c)  # twice is fine
 
 
@@ -298,7 +309,7 @@ def test_redis_skips_its_own_messages_and_delivers_others() -> None:
     assert mine.on_redis_message(b"p:room", b"raw") == 1
     assert mine.on_redis_message(b"q:room", theirs.encode("x")) == 0
     assert mine.on_redis_message(b"p:other", theirs.encode("x")) == 0
-    assert c._session.quoted == [frames.quote(m) for m in ("local", "remote", "raw")]
+    assert c.fake.quoted == [frames.quote(m) for m in ("local", "remote", "raw")]
     assert mine.received == 3  # remote, raw, other (no local members)
 
 
@@ -338,7 +349,7 @@ def test_redis_unreachable_keeps_local_delivery_and_backs_off(
         assert not await broker.ready("r", timeout=0.1)
         assert not await broker.wait_connected(0.3)
         await broker.close()
-        assert c._session.quoted == [frames.quote("still here")]
+        assert c.fake.quoted == [frames.quote("still here")]
         assert broker.dropped == 1
         assert broker.connected is False
 

@@ -147,6 +147,16 @@ class FakeSession:
         return self.send(text)
 
 
+class FakeConn(Connection):
+    """A Connection that keeps its fake session at hand (``fake``)."""
+
+    __slots__ = ("fake",)
+
+    def __init__(self, session: FakeSession) -> None:
+        super().__init__(session)
+        self.fake = session
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1_700_000_000.0
@@ -163,22 +173,23 @@ class Chat:
         self.service = ChatService(self.broker, self.store, worker="w9", clock=self.clock,
                                    **kwargs)
 
-    async def join(self, room: str = "r", nick: str | None = None) -> Connection:
-        conn = Connection(FakeSession())
+    async def join(self, room: str = "r", nick: str | None = None) -> FakeConn:
+        conn = FakeConn(FakeSession())
         conn.url = f"/chat/000/x/websocket?room={room}" + (f"&nick={nick}" if nick else "")
         conn.protocol = "websocket"
         self.service.open(conn)
         await settle(lambda: bool(of(conn, "history")))
         return conn
 
-    def close(self, conn: Connection) -> None:
-        conn._session.state = ReadyState.CLOSED
+    def close(self, conn: FakeConn) -> None:
+        conn.fake.state = ReadyState.CLOSED
         conn.emit("close")
         conn.remove_all_listeners()
 
 
 def sent(conn: Connection) -> list[dict[str, Any]]:
-    return list(conn._session.sent)
+    assert isinstance(conn, FakeConn)
+    return list(conn.fake.sent)
 
 
 def of(conn: Connection, kind: str) -> list[dict[str, Any]]:
@@ -330,7 +341,7 @@ def test_messages_before_the_hello_are_kept_until_it() -> None:
     async def main() -> None:
         chat = Chat()
         ann = await chat.join(nick="ann")
-        early = Connection(FakeSession())
+        early = FakeConn(FakeSession())
         early.url = "/chat/000/y/websocket?room=r&nick=early"
         chat.service.open(early)
         early.emit("data", "first words")  # the join is still under way
@@ -345,12 +356,12 @@ def test_a_reconnecting_page_gets_its_name_back_without_a_farewell() -> None:
     async def main() -> None:
         chat = Chat()
         ann = await chat.join(nick="ann")
-        old = Connection(FakeSession())
+        old = FakeConn(FakeSession())
         old.url = "/chat/000/a/websocket?room=r&nick=bob&client=tab-0123456789"
         chat.service.open(old)
         await settle(lambda: bool(of(old, "history")))
         # The page reconnects (a new session) before the old one is noticed as gone.
-        new = Connection(FakeSession())
+        new = FakeConn(FakeSession())
         new.url = "/chat/000/b/websocket?room=r&nick=bob&client=tab-0123456789"
         chat.service.open(new)
         await settle(lambda: bool(of(new, "history")))

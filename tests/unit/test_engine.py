@@ -20,43 +20,7 @@ from fastsockjs.options import TRANSPORTS, make_options
 from fastsockjs.protocol.http import HttpError, Request
 from fastsockjs.protocol.session import ReadyState
 from fastsockjs.transports import ENDPOINT_TRANSPORTS, HANDLERS, ROUTES, enabled_endpoints
-
-
-class FakeExchange:
-    """Records how the engine answered."""
-
-    def __init__(self) -> None:
-        self.status = 0
-        self.headers: list[tuple[str, str]] = []
-        self.body = b""
-        self.streamed: list[bytes] = []
-        self.ended = False
-        self.owner: Any = None
-        self.paused = False
-        self.buffered = 0
-        self.write_paused = False
-        self.flow = self
-
-    def respond(self, status: int, headers: list[tuple[str, str]], body: bytes = b"") -> None:
-        self.status, self.headers, self.body = status, headers, body
-
-    def stream(self, status: int, headers: list[tuple[str, str]]) -> FakeExchange:
-        self.status, self.headers = status, headers
-        return self
-
-    def upgrade(self, app: Any, max_size: int, hixie76: bool = False, ping: Any = None) -> Any:
-        raise HttpError(400, "no upgrade here")
-
-    # Sink
-    def attach(self, owner: Any) -> None:
-        self.owner = owner
-
-    def write(self, data: bytes) -> None:
-        self.streamed.append(data)
-
-    def end(self, last: bytes = b"") -> None:
-        self.streamed.append(last)
-        self.ended = True
+from tests.unit.fakes import FakeExchange
 
 
 @pytest.fixture
