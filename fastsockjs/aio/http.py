@@ -90,6 +90,7 @@ class HttpProtocol(asyncio.Protocol):
         "_reading_paused",
         "_header_bytes",
         "_host_lines",
+        "_valid_host",
         "_reject",
         "_deadline",
         "_deadline_kind",
@@ -125,6 +126,8 @@ class HttpProtocol(asyncio.Protocol):
         self._reading_paused = False
         self._header_bytes = 0
         self._host_lines = 0
+        # The last Host value found valid: a connection's requests repeat it.
+        self._valid_host: str | None = None
         self._reject: tuple[int, str] | None = None
         self._deadline = Deadline(listener.timers, self.on_timer)
         self._deadline_kind = 0
@@ -311,9 +314,15 @@ class HttpProtocol(asyncio.Protocol):
         self.clear_deadline()
         parser = self.parser
         version = parser.get_http_version()
-        target, invalid = request_target(
-            self._url.decode("latin-1"), self._headers, version, self._host_lines
-        )
+        url = self._url.decode("latin-1")
+        headers = self._headers
+        host_lines = self._host_lines
+        if url[:1] == "/" and host_lines == 1 and headers["host"] == self._valid_host:
+            target, invalid = url, None  # checked on an earlier request of this connection
+        else:
+            target, invalid = request_target(url, headers, version, host_lines)
+            if invalid is None and host_lines == 1:
+                self._valid_host = headers["host"]
         request = Request(
             parser.get_method().decode("ascii", "replace"),
             target,

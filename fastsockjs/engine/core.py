@@ -21,7 +21,7 @@ from fastsockjs.engine.mount import Mount
 from fastsockjs.engine.runtime import LoopRuntime
 from fastsockjs.options import Options
 from fastsockjs.protocol.http import TEXT_PLAIN, HttpError, Request
-from fastsockjs.protocol.routing import MethodNotAllowed, NotFound, owns, route
+from fastsockjs.protocol.routing import NotFound, Route, owns, route
 from fastsockjs.protocol.session import ReadyState
 from fastsockjs.transports import HANDLERS, SESSION_METHODS
 from fastsockjs.transports.base import Exchange
@@ -170,13 +170,9 @@ class Engine:
         decided (a host may await it; errors are answered through the exchange).
         """
         found = route(SESSION_METHODS, mount.enabled_endpoints, request.method, rest)
-        if self.draining and not isinstance(found, (NotFound, MethodNotAllowed)):
-            self._refuse_while_draining(mount, found.kind, found.session_id)
-        if isinstance(found, NotFound):
-            exchange.respond(404, [("Content-Type", TEXT_PLAIN)], NOT_FOUND_BODY)
-        elif isinstance(found, MethodNotAllowed):
-            raise HttpError(405, "", [("Allow", ", ".join(found.allowed))])
-        else:
+        if isinstance(found, Route):
+            if self.draining:
+                self._refuse_while_draining(mount, found.kind, found.session_id)
             options = mount.options
             endpoint: Any = mount
             try:
@@ -197,6 +193,10 @@ class Engine:
                 if type(err) is not Unauthorized:  # (counted by admit)
                     mount.refused(_REFUSAL.get(err.status, str(err.status)))
                 raise
+        elif isinstance(found, NotFound):
+            exchange.respond(404, [("Content-Type", TEXT_PLAIN)], NOT_FOUND_BODY)
+        else:
+            raise HttpError(405, "", [("Allow", ", ".join(found.allowed))])
         return None
 
     def _rt(self) -> LoopRuntime:

@@ -86,13 +86,15 @@ class Mount:
         return self._rt().timers
 
     def now(self) -> float:
-        return self._rt().loop.time()
+        runtime = self.runtime  # (the per-message path: no call when bound)
+        return (runtime if runtime is not None else self._rt()).loop.time()
 
     def request_flush(self, session: Session) -> None:
         dirty = self._dirty
         dirty.append(session)
         if len(dirty) == 1:
-            self._rt().soon(self._flush_dirty)
+            runtime = self.runtime
+            (runtime if runtime is not None else self._rt()).loop.call_soon(self._flush_dirty)
 
     def _flush_dirty(self) -> None:
         dirty, self._dirty = self._dirty, []
