@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -214,47 +215,34 @@ def profile_run(
         if not perf:
             raise SystemExit("bench.load: perf is not installed (apt-get install linux-perf)")
         data = out_dir / f"perf-{scenario.name}-{stamp}.data"
-        server = ServerProcess(spec, server_cpus)
-        try:
-            sampler = subprocess.Popen(
-                [perf, "record", "-F", "1999", "-g", "-p", str(server.pid), "-o", str(data)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                preexec_fn=_pin(gen_cpus),
-            )
-            time.sleep(0.5)
-            result = run_loadgen(scenario, server, timing, gen_cpus)
-            sampler.send_signal(signal.SIGINT)
-            try:
-                sampler.wait(30)
-            except subprocess.TimeoutExpired:
-                sampler.kill()
-        finally:
-            server.stop()
-        return {"result": result, "file": data}
+        return _sampled(
+            lambda pid: [perf, "record", "-F", "1999", "-g", "-p", str(pid), "-o", str(data)],
+            data, 30, spec, scenario, timing, server_cpus, gen_cpus,
+        )
     # py-spy installs its binary next to this interpreter (a venv not on PATH)
     pyspy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
     if not pyspy:
         raise SystemExit("bench.load: py-spy is not installed (pip install py-spy)")
     raw = out_dir / f"profile-{scenario.name}-{stamp}.txt"
+    seconds = str(int(timing.warmup + timing.duration + 2))
+    return _sampled(
+        lambda pid: [pyspy, "record", "-p", str(pid), "-r", "1000" if native else "250",
+                     "-f", "raw", "-o", str(raw), *(["--native"] if native else []),
+                     "-d", seconds],
+        raw, 15, spec, scenario, timing, server_cpus, gen_cpus,
+    )
+
+
+def _sampled(
+    command: Callable[[int], list[str]], out: Path, stop_wait: float, spec: ServerSpec,
+    scenario: Scenario, timing: Timing, server_cpus: set[int] | None, gen_cpus: set[int] | None,
+) -> dict[str, Any]:
+    """One run with an outside sampler (``command(server_pid)``) on the generator's
+    cores, started before the load and stopped (SIGINT) after it."""
     server = ServerProcess(spec, server_cpus)
     try:
         sampler = subprocess.Popen(
-            [
-                pyspy,
-                "record",
-                "-p",
-                str(server.pid),
-                "-r",
-                "1000" if native else "250",
-                "-f",
-                "raw",
-                "-o",
-                str(raw),
-                *(["--native"] if native else []),
-                "-d",
-                str(int(timing.warmup + timing.duration + 2)),
-            ],
+            command(server.pid),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=_pin(gen_cpus),
@@ -263,9 +251,9 @@ def profile_run(
         result = run_loadgen(scenario, server, timing, gen_cpus)
         sampler.send_signal(signal.SIGINT)
         try:
-            sampler.wait(15)
+            sampler.wait(stop_wait)
         except subprocess.TimeoutExpired:
             sampler.kill()
     finally:
         server.stop()
-    return {"result": result, "file": raw}
+    return {"result": result, "file": out}

@@ -144,10 +144,7 @@ class Listener:
     # -- loop-bound services -------------------------------------------------------
     @property
     def runtime(self) -> LoopRuntime:
-        runtime = self.engine.runtime
-        if runtime is None:
-            runtime = self.engine.bind(asyncio.get_running_loop())
-        return runtime
+        return self.engine.current_runtime()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

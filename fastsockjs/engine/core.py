@@ -144,10 +144,7 @@ class Engine:
         return runtime
 
     def spawn(self, awaitable: Any) -> None:
-        runtime = self.runtime
-        if runtime is None:
-            runtime = self.bind(asyncio.get_running_loop())
-        runtime.spawn(awaitable)
+        self.current_runtime().spawn(awaitable)
 
     def close(self) -> None:
         if self.runtime is not None:
@@ -184,7 +181,7 @@ class Engine:
                     # Only a request that would create a session is asked about.
                     verdict = options.authorize(request)
                     if inspect.isawaitable(verdict):
-                        return self._rt().spawn(
+                        return self.current_runtime().spawn(
                             self._authorized(verdict, mount, request, exchange, found)
                         )
                     endpoint = admit(verdict, mount, request)
@@ -199,7 +196,8 @@ class Engine:
             raise HttpError(405, "", [("Allow", ", ".join(found.allowed))])
         return None
 
-    def _rt(self) -> LoopRuntime:
+    def current_runtime(self) -> LoopRuntime:
+        """The bound runtime, bound to the running loop on first use."""
         runtime = self.runtime
         return runtime if runtime is not None else self.bind(asyncio.get_running_loop())
 
