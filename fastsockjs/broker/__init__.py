@@ -13,7 +13,7 @@
                                                 # optional: it waits for Redis's OK
 
 ``publish`` quotes each message once per process and writes it to every local
-subscriber (``send_quoted``), whatever the state of the backend; the Redis
+subscriber (``write_quoted``), whatever the state of the backend; the Redis
 backend also carries it to the other processes (at-most-once, in order per
 publisher). ``broker.health`` / ``broker.healthy`` tell, cheaply, whether
 messages cross processes right now (for a health check): see
