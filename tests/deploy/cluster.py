@@ -297,6 +297,11 @@ class Client:
         self.wait(lambda ms: any(m["type"] == "hello" for m in ms), timeout, "hello")
         return next(m for m in self.messages if m["type"] == "hello")
 
+    def joined(self, timeout: float = 10) -> None:
+        """Wait for the room's history: the chat has joined this session to its room
+        (until then it holds only a few early messages, docs/chat.md)."""
+        self.wait(lambda ms: any(m["type"] == "history" for m in ms), timeout, "history")
+
     @property
     def worker(self) -> str:
         return str(self.hello()["worker"])
