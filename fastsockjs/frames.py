@@ -6,29 +6,14 @@ benchmarks use it to compare the two in one installation).
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
 from collections.abc import Callable, Iterable, Sequence
 from types import ModuleType
 from typing import Any, Protocol
 
+from fastsockjs.kernels import load
 
-def _load() -> ModuleType:
-    if os.environ.get("FASTSOCKJS_PURE_PYTHON", "") not in ("", "0"):
-        from fastsockjs import _frames_py
-
-        return _frames_py
-    try:
-        # (By name: the compiled module has no source for import analysis to read.)
-        return importlib.import_module("fastsockjs._frames")
-    except ImportError:
-        from fastsockjs import _frames_py
-
-        return _frames_py
-
-
-impl: ModuleType = _load()
+impl: ModuleType = load("_frames", "_frames_py")
 speedups_enabled: bool = impl.IMPLEMENTATION == "cython"
 
 # Re-exported with the twin's signatures, so callers are typed whichever is loaded.

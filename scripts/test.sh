@@ -20,9 +20,11 @@ $PY -m mypy --strict fastsockjs
 # The layers and host independence of docs/architecture.md (pyproject.toml's contracts).
 "$(dirname "$PY")/lint-imports"
 # The compiled module against its .pyi (skipped only when the build skipped it).
-if $PY -c 'import fastsockjs._frames' 2>/dev/null; then
-  $PY -m mypy.stubtest fastsockjs._frames
-fi
+for kernel in fastsockjs._frames fastsockjs._http; do
+  if $PY -c "import $kernel" 2>/dev/null; then
+    $PY -m mypy.stubtest "$kernel"
+  fi
+done
 $PY -c 'import fastsockjs; print("fastsockjs speedups_enabled =", fastsockjs.speedups_enabled)'
 $PY -m pytest -q -p no:cacheprovider "$@"
 echo "== again with the pure-Python twin (FASTSOCKJS_PURE_PYTHON=1)"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import importlib
 import json
 import os
 import signal
@@ -313,19 +314,19 @@ def close_code(payload: bytes) -> tuple[int, str]:
     return int.from_bytes(payload[:2], "big"), payload[2:].decode("utf-8")
 
 
-class _CompiledFrames:
-    """The compiled kernels (``fastsockjs._frames``), or why they are missing.
+class _Compiled:
+    """A compiled kernel module (``fastsockjs._frames``, ``fastsockjs._http``), or
+    why it is missing.
 
     ``require()`` skips a test locally and fails it under ``CI=true`` (unless
     ``FASTSOCKJS_BUILD_EXTENSION=skip`` says the build left them out on purpose).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
+        self.name = name
         self.error: str | None = None
         try:
-            from fastsockjs import _frames  # type: ignore[attr-defined,unused-ignore]
-
-            self.module: Any = _frames
+            self.module: Any = importlib.import_module("fastsockjs." + name)
         except ImportError as exc:  # pragma: no cover - depends on the build
             self.module = None
             self.error = f"{type(exc).__name__}: {exc}"
@@ -339,7 +340,7 @@ class _CompiledFrames:
         if self.module is not None:
             return self.module
         reason = (
-            f"fastsockjs._frames (Cython extension) is not built ({self.error}); "
+            f"fastsockjs.{self.name} (Cython extension) is not built ({self.error}); "
             "build it with FASTSOCKJS_BUILD_EXTENSION=required pip install -e ."
         )
         skip_build = os.environ.get("FASTSOCKJS_BUILD_EXTENSION", "").strip().lower() == "skip"
@@ -348,7 +349,8 @@ class _CompiledFrames:
         pytest.skip(reason)
 
 
-compiled_frames = _CompiledFrames()
+compiled_frames = _Compiled("_frames")
+compiled_http = _Compiled("_http")
 
 
 def jdump(obj: Any) -> str:

@@ -17,6 +17,8 @@ import httptools
 
 from fastsockjs.aio.websocket import Hixie76Handshake, WebSocket
 from fastsockjs.engine.core import Engine
+from fastsockjs.heads import NEED_MORE, ParseRequest
+from fastsockjs.heads import parse_request as compiled_parse_request
 from fastsockjs.protocol import websocket as wsproto
 from fastsockjs.protocol.http import (
     TEXT_PLAIN,
@@ -57,6 +59,9 @@ _log = logging.getLogger("fastsockjs.error")
 _access = logging.getLogger("fastsockjs.access")
 
 _MAX_QUEUED = 16
+#: A head still incomplete past this many bytes goes to httptools (whose
+#: callbacks apply the limits as the bytes come).
+_FAST_HEAD_LIMIT = 16 * 1024
 #: Seconds a connection closed on an error keeps draining the client's bytes.
 LINGER_TIMEOUT = 2.0
 _REQUEST = 1  # deadline for a request's head and body to arrive (slowloris)
@@ -95,14 +100,28 @@ class HttpProtocol(asyncio.Protocol):
         "_deadline",
         "_deadline_kind",
         "_linger",
+        "_fast",
+        "_pending",
+        "_pending_size",
+        "_need",
         "__weakref__",
     )
 
-    def __init__(self, listener: ConnectionOwner) -> None:
+    def __init__(
+        self, listener: ConnectionOwner, parse: ParseRequest | None = compiled_parse_request
+    ) -> None:
         self.listener = listener
         self.loop = listener.loop
         self.transport: Any = None
-        self.parser: Any = httptools.HttpRequestParser(self)
+        # Requests are read by the compiled head parser while they stay in its
+        # plain subset; the first that does not hands the connection to httptools.
+        self._fast = parse
+        self.parser: Any = None if parse is not None else httptools.HttpRequestParser(self)
+        # Bytes of an unfinished request on the fast path, and how many it needs
+        # in all before it is parsed again (0: a head, parsed when its end comes).
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._need = 0
         self.remote: tuple[str | None, int | None] = (None, None)
         # The trusted proxies, when the peer is one: its requests' forwarding
         # headers then name the client.
@@ -187,6 +206,9 @@ class HttpProtocol(asyncio.Protocol):
         if self.ws is not None:
             self.ws.data_received(data)
             return
+        if self._fast is not None:
+            self._read_fast(data)
+            return
         if self._upgraded:
             # Bytes after an Upgrade request: the WebSocket's first frames if it
             # is accepted (bounded), nothing anyone will read if it is not.
@@ -197,6 +219,9 @@ class HttpProtocol(asyncio.Protocol):
                 return
             self._tail += data
             return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -206,6 +231,69 @@ class HttpProtocol(asyncio.Protocol):
         except httptools.HttpParserError:
             status, message = self._reject or (400, "Bad Request")
             self._fail(status, message)
+
+    def _read_fast(self, data: bytes) -> None:
+        """Whole requests out of ``data`` (and what came before it), each in one
+        call of the compiled parser."""
+        if self._pending:
+            pending = self._pending
+            if self._need:
+                self._pending_size += len(data)
+                pending.append(data)
+                if self._pending_size < self._need:
+                    return  # the rest of a body
+            else:
+                # A head: parse again only once its end has come (or it is too big).
+                seam = b"".join(pending[-3:])[-3:] + data[:3]  # (no chunk is empty)
+                self._pending_size += len(data)
+                pending.append(data)
+                if (
+                    b"\r\n\r\n" not in data
+                    and b"\r\n\r\n" not in seam
+                    and self._pending_size <= self._head_limit()
+                ):
+                    return
+            data = b"".join(pending)
+            self._pending = []
+            self._pending_size = 0
+            self._need = 0
+        parse = self._fast
+        listener = self.listener
+        n = len(data)
+        pos = 0
+        while pos < n and parse is not None and not self.closed:
+            result = parse(
+                data, pos, listener.max_request_line, listener.max_header_bytes, listener.max_body
+            )
+            if isinstance(result, tuple):
+                end = result[0]
+                if end > n:  # the body is still coming
+                    self._wait(data[pos:], end - pos)
+                    return
+                pos = end
+                _, method, target, version, headers, host_lines, keep_alive, body = result
+                self._complete(method, target, version, headers, host_lines, keep_alive, body)
+            elif result == NEED_MORE and n - pos <= self._head_limit():
+                self._wait(data[pos:], 0)
+                return
+            else:
+                # Outside the fast parser's subset (or too big for it): httptools
+                # reads this request and every later one, and gives any error.
+                self._fast = parse = None
+                self.parser = httptools.HttpRequestParser(self)
+                self._feed(data[pos:])
+                return
+
+    def _head_limit(self) -> int:
+        # Past this an unfinished head is httptools' to refuse (431) as it grows.
+        return min(_FAST_HEAD_LIMIT, self.listener.max_header_bytes)
+
+    def _wait(self, part: bytes, need: int) -> None:
+        self._pending = [part]
+        self._pending_size = len(part)
+        self._need = need
+        if self._deadline_kind != _REQUEST:  # a slow request has its deadline too
+            self._set_deadline(_REQUEST, self.listener.request_timeout)
 
     def eof_received(self) -> bool:
         # A client that half-closes has gone away, as far as SockJS is concerned.
@@ -232,6 +320,8 @@ class HttpProtocol(asyncio.Protocol):
             self._linger.cancel()
             self._linger = None
         self.parser = None
+        self._fast = None
+        self._pending = []
         self._queue.clear()
         self._headers = {}
         self._body = []
@@ -311,12 +401,33 @@ class HttpProtocol(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        self.clear_deadline()
         parser = self.parser
-        version = parser.get_http_version()
-        url = self._url.decode("latin-1")
-        headers = self._headers
-        host_lines = self._host_lines
+        self._complete(
+            parser.get_method().decode("ascii", "replace"),
+            self._url.decode("latin-1"),
+            parser.get_http_version(),
+            self._headers,
+            self._host_lines,
+            parser.should_keep_alive(),
+            b"".join(self._body),
+            parser.should_upgrade(),
+        )
+        self._body = []
+
+    def _complete(
+        self,
+        method: str,
+        url: str,
+        version: str,
+        headers: dict[str, str],
+        host_lines: int,
+        keep_alive: bool,
+        body: bytes,
+        upgrade: bool = False,
+    ) -> None:
+        """A whole request has been read: check it, queue it, answer it in its turn."""
+        if self._deadline_kind:
+            self.clear_deadline()
         if url[:1] == "/" and host_lines == 1 and headers["host"] == self._valid_host:
             target, invalid = url, None  # checked on an earlier request of this connection
         else:
@@ -324,16 +435,16 @@ class HttpProtocol(asyncio.Protocol):
             if invalid is None and host_lines == 1:
                 self._valid_host = headers["host"]
         request = Request(
-            parser.get_method().decode("ascii", "replace"),
+            method,
             target,
-            self._headers,
+            headers,
             version,
-            parser.should_keep_alive(),
-            b"".join(self._body),
+            keep_alive,
+            body,
             self.remote if self.forwarded is None else self.forwarded.client(
-                self.remote, self._headers
+                self.remote, headers
             ),
-            parser.should_upgrade(),
+            upgrade,
         )
         if self._too_big:
             request.body = b""
@@ -343,9 +454,8 @@ class HttpProtocol(asyncio.Protocol):
             # A client this confused (or a smuggling attempt): answer, then close.
             request.keep_alive = False
             request.error = invalid
-        self._body = []
         self._queue.append(request)
-        if request.upgrade:
+        if upgrade:
             # httptools raises HttpParserUpgrade next; data_received then keeps
             # the bytes that followed the head and dispatches the request.
             return

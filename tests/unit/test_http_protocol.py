@@ -14,10 +14,13 @@ from typing import Any
 
 import pytest
 
+from fastsockjs import _http_py
 from fastsockjs.aio.http import LINGER_TIMEOUT, Exchange, HttpProtocol
 from fastsockjs.engine.core import Engine
+from fastsockjs.heads import ParseRequest
 from fastsockjs.protocol.http import HttpError, Request
 from fastsockjs.protocol.timers import TimerQueue
+from tests.helpers import compiled_http
 from tests.unit.fakes import FakeClock, FakeTransport
 
 Handler = Callable[[Request, Exchange], None]
@@ -63,17 +66,33 @@ def echo_path(request: Request, exchange: Exchange) -> None:
 class Conn:
     """One HttpProtocol on a FakeTransport, with its listener and clock."""
 
+    #: The head parser every test here runs with (the fixture below sets it).
+    parse: ParseRequest | None = None
+
     def __init__(self, handler: Handler = echo_path) -> None:
         self.clock = FakeClock()
         self.listener = FakeListener(self.clock, handler)
         self.transport = FakeTransport()
-        self.proto = HttpProtocol(self.listener)
+        self.proto = HttpProtocol(self.listener, self.parse)
         self.proto.connection_made(self.transport)
 
     def feed(self, data: bytes) -> bytes:
         """Bytes in; the bytes written since the last feed out."""
         self.proto.data_received(data)
         return self.transport.take()
+
+
+@pytest.fixture(autouse=True, params=["httptools", "twin", "compiled"])
+def head_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test three times: httptools' callbacks only, and the fast head
+    parser (its pure-Python twin, then the compiled one) in front of them."""
+    parse: ParseRequest | None = None
+    if request.param == "twin":
+        parse = _http_py.parse_request
+    elif request.param == "compiled":
+        parse = compiled_http.require().parse_request
+    monkeypatch.setattr(Conn, "parse", staticmethod(parse) if parse else None)
+    return str(request.param)
 
 
 def get(path: str = "/", version: str = "1.1", extra: str = "") -> bytes:
@@ -181,6 +200,43 @@ def test_the_request_deadline_runs_from_the_first_byte_not_per_byte(conn: Conn) 
         conn.feed(b"z")
     conn.clock.advance(1.1)
     assert responses(conn.transport.take()) == [b"HTTP/1.1 408 Request Timeout"]
+
+
+def test_a_head_and_body_trickled_byte_by_byte_read_as_one_request(conn: Conn) -> None:
+    raw = b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello" + get("/next")
+    out = b"".join(conn.feed(raw[i : i + 1]) for i in range(len(raw)))
+    assert responses(out) == [b"HTTP/1.1 200 OK"] * 2
+    assert [(r.path, r.body) for r in conn.listener.requests] == [("/p", b"hello"), ("/next", b"")]
+
+
+def test_a_body_in_pieces_is_joined(conn: Conn) -> None:
+    conn.feed(b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 900\r\n\r\n" + b"a" * 300)
+    conn.feed(b"b" * 300)
+    assert conn.listener.requests == []
+    conn.feed(b"c" * 300 + get("/after"))
+    assert [r.body for r in conn.listener.requests] == [b"a" * 300 + b"b" * 300 + b"c" * 300, b""]
+
+
+def test_a_request_the_fast_parser_does_not_take_hands_the_connection_to_httptools(
+    conn: Conn,
+) -> None:
+    chunked = b"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    out = conn.feed(get("/1") + get("/2") + chunked + get("/3"))
+    assert responses(out) == [b"HTTP/1.1 200 OK"] * 4
+    assert [(r.path, r.body) for r in conn.listener.requests] == [
+        ("/1", b""), ("/2", b""), ("/c", b"abc"), ("/3", b""),
+    ]
+    out = conn.feed(get("/4"))  # and later requests on the connection still read
+    assert responses(out) == [b"HTTP/1.1 200 OK"]
+
+
+def test_an_endless_head_is_refused_once_it_passes_the_header_limit(conn: Conn) -> None:
+    conn.feed(b"GET / HTTP/1.1\r\nHost: h\r\n")
+    out = b""
+    for _ in range(20):  # 20 x 50 bytes: past max_header_bytes (600), never ending
+        out += conn.feed(b"X-Pad: " + b"p" * 41 + b"\r\n")
+    assert responses(out) == [b"HTTP/1.1 431 Request Header Fields Too Large"]
+    assert conn.listener.requests == []
 
 
 def test_a_body_over_max_body_by_content_length_gets_413_and_close(conn: Conn) -> None:

@@ -1,0 +1,28 @@
+"""Picks the request-head kernel: ``fastsockjs._http`` when it is built.
+
+The pure-Python twin (``_http_py``) is the specification the compiled parser is
+tested against; it is slower than httptools' own callbacks, so without the
+extension (or with ``FASTSOCKJS_PURE_PYTHON=1``) :data:`parse_request` is None
+and the HTTP host reads every request with httptools, as it always could.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+
+from fastsockjs.kernels import load
+
+impl: ModuleType = load("_http", "_http_py")
+
+NEED_MORE: int = impl.NEED_MORE
+FALLBACK: int = impl.FALLBACK
+
+#: ``parse_request(buf, start, max_target, max_headers, max_body)``: see ``_http_py``.
+ParseRequest = Callable[
+    [bytes, int, int, int, int],
+    "tuple[int, str, str, str, dict[str, str], int, bool, bytes] | int",
+]
+parse_request: ParseRequest | None = (
+    impl.parse_request if impl.IMPLEMENTATION == "cython" else None
+)
