@@ -144,7 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     plan: list[tuple[int, Any, Any]] = []
     for rnd in range(rounds):
         for sc in scenarios:
-            runnable = [s for s in specs if not s.raw or sc.raw_ok]
+            runnable = [
+                s for s in specs
+                if (not s.raw or sc.raw_ok) and (not s.only or sc.name in s.only)
+            ]
             shift = rnd % len(runnable) if runnable else 0
             for spec in runnable[shift:] + runnable[:shift]:
                 plan.append((rnd, sc, spec))

@@ -20,6 +20,7 @@ class ServerSpec:
     raw: bool = False  # a plain WebSocket echo server (no SockJS framing)
     expect: str | None = None  # implementation the READY line must report
     default: bool = True  # False: runs only when named with --server
+    only: tuple[str, ...] = ()  # the scenarios it can run, when not all of them
 
 
 SERVERS: list[ServerSpec] = [
@@ -37,6 +38,14 @@ SERVERS: list[ServerSpec] = [
     ),
     ServerSpec("sockjs-node", ["node", str(NODE_DIR / "server.js"), "0"]),
     ServerSpec("picows", [sys.executable, "-m", "bench.load.picows_server"], raw=True),
+    # The least Python that answers xhr-polling on uvloop: what the loop and the
+    # kernel cost per request, below any real server (see floor_server.py).
+    ServerSpec(
+        "floor",
+        [sys.executable, "-m", "bench.load.floor_server"],
+        default=False,
+        only=("xhr-polling",),
+    ),
     # The ASGI host: SockJSApp under uvicorn (httptools, uvloop), one per WebSocket
     # implementation of uvicorn's; compared with the native fastsockjs.
     *(
