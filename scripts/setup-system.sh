@@ -5,7 +5,8 @@
 # Node.js + npm (the real sockjs-client), Chromium (the real-browser tests, driven by
 # playwright-core; nothing downloads a browser build), redis-server + haproxy
 # (the multi-worker deployment tests) and nginx (the proxy tests, run as the
-# test's own process on a port of its own; the package's service is not needed). Idempotent and quiet; needs root
+# test's own process on a port of its own; the package's service is not needed), and
+# libssl-dev (bench/load's C load generator links OpenSSL). Idempotent and quiet; needs root
 # or sudo only when something is missing.
 set -euo pipefail
 need=()
@@ -15,6 +16,8 @@ if [ -x /usr/bin/python3 ]; then
   [ -f "$inc/Python.h" ] || need+=(python3-dev)
 fi
 command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+# OpenSSL's headers: bench/load's C load generator links libssl (its TLS scenarios)
+[ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 [ -x /usr/bin/chromium ] || need+=(chromium)

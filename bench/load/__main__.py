@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="scenario or group to run (repeatable, comma-separated): echo, echo-1, "
         "echo-100, echo-1000, rate, rate-10k, broadcast, broadcast-1000, "
         "broadcast-5000, idle, idle-10k, xhr (all HTTP transports), xhr-streaming, "
-        "eventsource, htmlfile, xhr-polling, jsonp-polling",
+        "eventsource, htmlfile, xhr-polling, jsonp-polling, tls, echo-100-tls",
     )
     p.add_argument(
         "--server",
@@ -137,17 +138,37 @@ def main(argv: list[str] | None = None) -> int:
     if not specs:
         raise SystemExit("bench.load: no server to run")
 
+    tls_dir = tempfile.TemporaryDirectory(prefix="bench-load-tls-")
+    tls: runner.TlsFiles | None = None
+    if any(sc.tls for sc in scenarios):
+        why = prepare.trustme_missing()
+        if why:
+            log(f"! skipping the TLS scenarios: {why}")
+            scenarios = [sc for sc in scenarios if not sc.tls]
+        else:
+            tls = runner.TlsFiles(Path(tls_dir.name))
+    with tls_dir:
+        return _run(args, scenarios, specs, skipped, rounds, timing, tls)
+
+
+def _run(
+    args: argparse.Namespace,
+    scenarios: list[Any],
+    specs: list[Any],
+    skipped: dict[str, str],
+    rounds: int,
+    timing: runner.Timing,
+    tls: runner.TlsFiles | None,
+) -> int:
+    server_cpus, gen_cpus = runner.cores()
     args.output.mkdir(parents=True, exist_ok=True)
     if args.profile:
-        return profile(args, scenarios, timing)
+        return profile(args, scenarios, timing, tls)
 
     plan: list[tuple[int, Any, Any]] = []
     for rnd in range(rounds):
         for sc in scenarios:
-            runnable = [
-                s for s in specs
-                if (not s.raw or sc.raw_ok) and (not s.only or sc.name in s.only)
-            ]
+            runnable = [s for s in specs if sc.runs_on(s)]
             shift = rnd % len(runnable) if runnable else 0
             for spec in runnable[shift:] + runnable[:shift]:
                 plan.append((rnd, sc, spec))
@@ -171,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         print(label, end="", flush=True)
         attempts: list[dict[str, Any]] = []
         while True:
-            result = runner.one_run(sc, spec, timing)
+            result = runner.one_run(sc, spec, timing, tls=tls)
             attempts.append(result)
             wait = runner.contention(result)
             if (
@@ -218,7 +239,12 @@ def main(argv: list[str] | None = None) -> int:
             "servers": servers,
             "skipped": skipped,
             "scenarios": {
-                sc.name: {"title": sc.title, "loadgen": sc.loadgen_args(), "prefix": sc.prefix}
+                sc.name: {
+                    "title": sc.title,
+                    "loadgen": sc.loadgen_args(),
+                    "prefix": sc.prefix,
+                    "tls": sc.tls,
+                }
                 for sc in scenarios
             },
         },
@@ -268,7 +294,12 @@ def _brief(sc: Any, r: dict[str, Any]) -> str:
     return f"{r['msgs_per_s']:>10,.0f} {unit} p50 {lat.get('p50', -1):.2f} ms  {busy}"
 
 
-def profile(args: argparse.Namespace, scenarios: list[Any], timing: runner.Timing) -> int:
+def profile(
+    args: argparse.Namespace,
+    scenarios: list[Any],
+    timing: runner.Timing,
+    tls: runner.TlsFiles | None = None,
+) -> int:
     names = [a for item in (args.scenario or []) for a in item.split(",")]
     sc = scenarios[0] if names else next(s for s in scenarios if s.name == "echo-100")
     spec = next(s for s in SERVERS if s.name == "fastsockjs")
@@ -277,7 +308,7 @@ def profile(args: argparse.Namespace, scenarios: list[Any], timing: runner.Timin
     log(f"profiling {spec.name} under {sc.name} with {args.profile} ...")
     tool = "py-spy" if args.profile == "py-spy-native" else args.profile
     out = runner.profile_run(
-        sc, spec, timing, tool, args.output, native=args.profile == "py-spy-native"
+        sc, spec, timing, tool, args.output, native=args.profile == "py-spy-native", tls=tls
     )
     r = out["result"]
     if r.get("ok") and "msgs_per_s" in r:

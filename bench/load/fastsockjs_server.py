@@ -1,9 +1,10 @@
 """fastsockjs echo + broadcast server for ``python -m bench.load`` (public API only).
 
 Usage: ``python -m bench.load.fastsockjs_server [--port 0] [--no-uvloop] [--cprofile FILE]
-[--gc MODE] [--gc-stats]``; prints ``READY <port> <implementation>`` once listening, stops
+[--gc MODE] [--gc-stats] [--ssl-certfile FILE --ssl-keyfile FILE]``; prints ``READY <port> <implementation>`` once listening, stops
 on SIGTERM/SIGINT. ``FASTSOCKJS_PURE_PYTHON=1`` in the environment selects the
-pure-Python kernels.
+pure-Python kernels. With ``--ssl-certfile``/``--ssl-keyfile`` it serves https and
+wss, with the context the CLI's flags of the same names build (``fastsockjs.ssl_context``).
 
 Tail-latency experiments (``python -m bench.load.tail``), also from the environment
 (``FASTSOCKJS_BENCH_GC``, ``FASTSOCKJS_BENCH_GC_STATS=1``): ``--gc`` picks what is done
@@ -33,6 +34,7 @@ import gc
 import json
 import os
 import signal
+import ssl
 import sys
 import time
 from typing import Any
@@ -105,8 +107,13 @@ class GcStats:
         return out
 
 
-async def serve(port: int, gc_mode: str = "default", gc_stats: GcStats | None = None) -> None:
-    listener = fastsockjs.Listener()
+async def serve(
+    port: int,
+    gc_mode: str = "default",
+    gc_stats: GcStats | None = None,
+    tls: ssl.SSLContext | None = None,
+) -> None:
+    listener = fastsockjs.Listener(ssl=tls)
     for server in make_servers():
         server.install_handlers(listener)
     await listener.listen("127.0.0.1", port, backlog=4096)
@@ -138,7 +145,12 @@ def main(argv: list[str] | None = None) -> None:
         default=os.environ.get("FASTSOCKJS_BENCH_GC_STATS") == "1",
         help="print GCSTATS {json} (collection pauses after READY) on stderr at exit",
     )
+    p.add_argument("--ssl-certfile", default=None, help="serve TLS with this certificate")
+    p.add_argument("--ssl-keyfile", default=None, help="the certificate's private key")
     args = p.parse_args(argv)
+    tls = None
+    if args.ssl_certfile:
+        tls = fastsockjs.ssl_context(args.ssl_certfile, args.ssl_keyfile)
     stats = GcStats() if args.gc_stats else None
     loop = asyncio.new_event_loop() if args.no_uvloop else fastsockjs.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -149,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
         profiler = cProfile.Profile()
         profiler.enable()
     try:
-        loop.run_until_complete(serve(args.port, args.gc, stats))
+        loop.run_until_complete(serve(args.port, args.gc, stats, tls))
     finally:
         if stats is not None:
             gc.callbacks.remove(stats)

@@ -37,6 +37,14 @@
  * window's edges). Latencies also come as a histogram of 16 buckets per octave
  * ("lat_hist": [[k, count], ...], bucket k holding [2^(k/16), 2^((k+1)/16)) ns)
  * so runs can be pooled.
+ *
+ * With --tls 1 every connection speaks TLS (OpenSSL, the system's libssl):
+ * after the TCP connect, a non-blocking client handshake (TLS 1.2 or 1.3, the
+ * library's default ciphers; --tls-ca FILE verifies the server's certificate
+ * for 127.0.0.1 against that CA), then the same requests and frames through
+ * SSL_write/SSL_read. Everything queued for a connection in one epoll round
+ * still leaves in one SSL_write (one TLS record, one write() while it fits in
+ * 16 KiB). The handshakes are part of the connect phase, not of the window.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -56,6 +64,10 @@
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 /* ---------------------------------------------------------------- options */
 
@@ -80,6 +92,9 @@ static int concurrency = 256;    /* connection handshakes in progress at once */
 static int batch = 16;           /* messages per xhr_send */
 static int refill = 1;           /* ws-echo: echoes collected per session before refilling */
 static size_t latcap = 16u << 20;
+static int use_tls = 0;          /* --tls 1: every connection over TLS */
+static const char *tls_ca = NULL; /* --tls-ca FILE: verify the server against it */
+static SSL_CTX *tls_ctx;
 
 /* ---------------------------------------------------------------- buffers */
 
@@ -113,13 +128,14 @@ static void buf_put(buf_t *b, const void *d, size_t n) {
 /* ---------------------------------------------------------------- state */
 
 enum { K_WS, K_HRECV, K_HSEND };
-enum { S_IDLE, S_CONNECTING, S_HANDSHAKE, S_WSOPEN, S_READY, S_CLOSED };
+enum { S_IDLE, S_CONNECTING, S_TLS, S_HANDSHAKE, S_WSOPEN, S_READY, S_CLOSED };
 enum { HS_HEAD, HS_CL, HS_CSIZE, HS_CDATA, HS_CCRLF, HS_CTRAILER, HS_EOF };
 
 struct sess;
 
 typedef struct conn {
     int fd, idx, kind, state;
+    SSL *ssl; /* with --tls 1, once the TCP connect is done */
     int epout, dirty, counted, echoed;
     buf_t in, out, line;
     uint8_t mask[4];
@@ -283,8 +299,14 @@ static void mark_dirty(conn_t *c) {
     }
 }
 
+static void flush_tls(conn_t *c);
+
 static void flush_conn(conn_t *c) {
     buf_t *b = &c->out;
+    if (c->ssl) {
+        flush_tls(c);
+        return;
+    }
     while (b->len > b->off) {
         ssize_t n = write(c->fd, b->p + b->off, b->len - b->off);
         n_writes++;
@@ -304,11 +326,38 @@ static void flush_conn(conn_t *c) {
     if (c->epout) ep_mod(c, 0);
 }
 
+/* c->out through SSL_write. A write that must be repeated is repeated with the same
+ * bytes at the front (the buffer only grows at its end and may move: the SSL modes
+ * set in tls_init allow both). */
+static void flush_tls(conn_t *c) {
+    buf_t *b = &c->out;
+    while (b->len > b->off) {
+        size_t len = b->len - b->off;
+        int n = SSL_write(c->ssl, b->p + b->off, len > 1u << 30 ? 1 << 30 : (int)len);
+        n_writes++;
+        if (n > 0) {
+            b->off += (size_t)n;
+            continue;
+        }
+        int err = SSL_get_error(c->ssl, n);
+        if (err == SSL_ERROR_WANT_WRITE) {
+            if (!c->epout) ep_mod(c, 1);
+            return;
+        }
+        if (err == SSL_ERROR_WANT_READ) return; /* retried after the next read */
+        conn_fail(c, "tls write");
+        return;
+    }
+    b->off = b->len = 0;
+    if (c->epout) ep_mod(c, 0);
+}
+
 static void flush_dirty(void) {
     for (int i = 0; i < ndirty; i++) {
         conn_t *c = dirty[i];
         c->dirty = 0;
-        if (c->state != S_CLOSED && c->state != S_CONNECTING && !c->epout) flush_conn(c);
+        if (c->state != S_CLOSED && c->state != S_CONNECTING && c->state != S_TLS && !c->epout)
+            flush_conn(c);
     }
     ndirty = 0;
 }
@@ -460,6 +509,66 @@ static void recv_request(conn_t *c) {
         snprintf(what, sizeof what, "jsonp?c=_jp.a%06d", (int)(c->s - sessions));
         http_get(c, what);
         break;
+    }
+}
+
+static void on_connected(conn_t *c);
+
+/* One step of the client TLS handshake; on_connected once it is done. */
+static void tls_step(conn_t *c) {
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        if (c->epout) ep_mod(c, 0);
+        on_connected(c);
+        return;
+    }
+    int err = SSL_get_error(c->ssl, r);
+    if (err == SSL_ERROR_WANT_READ) {
+        if (c->epout) ep_mod(c, 0);
+    } else if (err == SSL_ERROR_WANT_WRITE) {
+        if (!c->epout) ep_mod(c, 1);
+    } else {
+        char why[160];
+        unsigned long e = ERR_get_error();
+        snprintf(why, sizeof why, "tls handshake: %s", e ? ERR_error_string(e, NULL) : "closed");
+        ERR_clear_error();
+        conn_fail(c, why);
+    }
+}
+
+static void tls_start(conn_t *c) {
+    c->ssl = SSL_new(tls_ctx);
+    if (!c->ssl || !SSL_set_fd(c->ssl, c->fd)) {
+        fprintf(stderr, "loadgen: SSL_new failed\n");
+        exit(3);
+    }
+    if (tls_ca) X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), "127.0.0.1");
+    SSL_set_connect_state(c->ssl);
+    c->state = S_TLS;
+    tls_step(c);
+}
+
+static void tls_init(void) {
+    tls_ctx = SSL_CTX_new(TLS_client_method());
+    if (!tls_ctx) { fprintf(stderr, "loadgen: SSL_CTX_new failed\n"); exit(3); }
+    SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION);
+    /* SSL_write may return having written part of the buffer, and be retried with
+     * the buffer moved (buf_reserve) and grown; an EOF without close_notify reads
+     * as an EOF (the HTTP modes reconnect on it) */
+    SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+    SSL_CTX_set_options(tls_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
+    static const unsigned char alpn[] = "\x08http/1.1";
+    SSL_CTX_set_alpn_protos(tls_ctx, alpn, sizeof alpn - 1);
+    if (tls_ca) {
+        if (SSL_CTX_load_verify_locations(tls_ctx, tls_ca, NULL) != 1) {
+            fprintf(stderr, "loadgen: cannot load --tls-ca %s\n", tls_ca);
+            exit(2);
+        }
+        SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER, NULL);
+    } else {
+        SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
     }
 }
 
@@ -894,6 +1003,10 @@ static void conn_fail(conn_t *c, const char *why) {
         was_http_idle = 1;
     }
     epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+    if (c->ssl) { /* no close_notify: the server sees the TCP close, as without TLS */
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
     close(c->fd);
     c->fd = -1;
     c->state = S_CLOSED;
@@ -911,7 +1024,35 @@ static void conn_fail(conn_t *c, const char *why) {
     if (errors <= 5) fprintf(stderr, "loadgen: connection %d lost (%s)\n", c->idx, why);
 }
 
+/* Everything readable on a TLS connection into c->in; 0, or -1 once c is closed. */
+static int read_tls(conn_t *c) {
+    for (;;) {
+        buf_reserve(&c->in, 65536);
+        size_t space = c->in.cap - c->in.len;
+        int n = SSL_read(c->ssl, c->in.p + c->in.len, space > 1u << 30 ? 1 << 30 : (int)space);
+        n_reads++;
+        if (n > 0) {
+            c->in.len += (size_t)n;
+            continue;
+        }
+        int err = SSL_get_error(c->ssl, n);
+        if (err == SSL_ERROR_WANT_READ) break;
+        if (err == SSL_ERROR_WANT_WRITE) { /* a post-handshake message to answer */
+            if (!c->epout) ep_mod(c, 1);
+            break;
+        }
+        conn_fail(c, err == SSL_ERROR_ZERO_RETURN ? "eof" : "tls read");
+        return -1;
+    }
+    if (c->out.len > c->out.off) mark_dirty(c); /* a write that waited for this read */
+    return 0;
+}
+
 static void on_readable(conn_t *c) {
+    if (c->ssl) {
+        if (read_tls(c) < 0) return;
+        goto feed;
+    }
     for (;;) {
         buf_reserve(&c->in, 65536);
         size_t space = c->in.cap - c->in.len;
@@ -928,6 +1069,7 @@ static void on_readable(conn_t *c) {
         conn_fail(c, "read");
         return;
     }
+feed:;
     uint64_t now = now_ns();
     if (c->kind == K_WS) ws_feed(c, now);
     else http_feed(c, now);
@@ -1005,7 +1147,8 @@ static void usage(void) {
             "usage: loadgen --mode ws-echo|ws-rate|ws-broadcast|ws-idle|xhr-stream|xhr-poll|\n"
             "                     es-stream|htmlfile-stream|jsonp-poll\n"
             "  --port N --prefix /echo --raw 0|1 --conns N --inflight N --rate R --batch N\n"
-            "  --warmup S --duration S --hold S --timeout S --pid SERVER_PID --concurrency N\n");
+            "  --warmup S --duration S --hold S --timeout S --pid SERVER_PID --concurrency N\n"
+            "  --tls 0|1 --tls-ca CA.pem\n");
     exit(2);
 }
 
@@ -1042,6 +1185,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--server-core")) server_core = atoi(v);
         else if (!strcmp(k, "--gen-core")) gen_core = atoi(v);
         else if (!strcmp(k, "--concurrency")) concurrency = atoi(v);
+        else if (!strcmp(k, "--tls")) use_tls = atoi(v);
+        else if (!strcmp(k, "--tls-ca")) tls_ca = v;
         else usage();
     }
     if (!port || nunits < 1 || inflight < 1 || batch < 1 || batch > 64) usage();
@@ -1050,6 +1195,7 @@ int main(int argc, char **argv) {
     if (refill > inflight) refill = inflight;
 
     signal(SIGPIPE, SIG_IGN);
+    if (use_tls) tls_init();
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
@@ -1127,8 +1273,13 @@ int main(int argc, char **argv) {
                     getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
                     if (err) { conn_fail(c, strerror(err)); continue; }
                     ep_mod(c, 0);
-                    on_connected(c);
+                    if (use_tls) tls_start(c);
+                    else on_connected(c);
                 }
+                continue;
+            }
+            if (c->state == S_TLS) {
+                tls_step(c);
                 continue;
             }
             if (e & EPOLLIN) on_readable(c);
@@ -1214,7 +1365,8 @@ int main(int argc, char **argv) {
 
     double wall = (double)(t_meas1 - t_meas0) / 1e9;
     if (nlat) qsort(lat, nlat, sizeof *lat, cmp_u32);
-    printf("{\"mode\":\"%s\",\"units\":%d,\"connections\":%d,\"raw\":%d,", mode_name, nunits, nconns, raw);
+    printf("{\"mode\":\"%s\",\"units\":%d,\"connections\":%d,\"raw\":%d,\"tls\":%d,", mode_name,
+           nunits, nconns, raw, use_tls);
     printf("\"ok\":%s,\"failure\":%s%s%s,", failure ? "false" : "true", failure ? "\"" : "",
            failure ? failure : "null", failure ? "\"" : "");
     printf("\"connect_s\":%.4f,\"server_connect_cpu_s\":%.3f,", connect_s, srv_connect_cpu);

@@ -39,12 +39,36 @@ def build_loadgen(force: bool = False) -> Path:
             "bench.load: a C compiler (cc/gcc/clang) is needed to build the load generator"
         )
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    _check_openssl(cc)
     tmp = LOADGEN.with_suffix(".tmp")
-    cmd = [cc, "-O2", "-Wall", "-o", str(tmp), str(LOADGEN_SRC), "-lm"]
+    cmd = [cc, "-O2", "-Wall", "-o", str(tmp), str(LOADGEN_SRC), "-lm", "-lssl", "-lcrypto"]
     log(f"building the load generator: {' '.join(cmd)}")
     subprocess.run(cmd, check=True)
     tmp.replace(LOADGEN)
     return LOADGEN
+
+
+def _check_openssl(cc: str) -> None:
+    """The generator's TLS scenarios link the system's OpenSSL: say so plainly when
+    its headers or libraries are missing, instead of a page of compiler errors."""
+    probe = (
+        "#include <openssl/ssl.h>\n"
+        "int main(void) { return SSL_CTX_new(TLS_client_method()) == 0; }\n"
+    )
+    src = BUILD_DIR / "openssl_probe.c"
+    src.write_text(probe)
+    out = BUILD_DIR / "openssl_probe"
+    result = subprocess.run(
+        [cc, "-o", str(out), str(src), "-lssl", "-lcrypto"], capture_output=True, text=True
+    )
+    src.unlink(missing_ok=True)
+    out.unlink(missing_ok=True)
+    if result.returncode != 0:
+        raise SystemExit(
+            "bench.load: the load generator needs OpenSSL's headers and libraries "
+            "(Debian: libssl-dev; bash scripts/setup-system.sh installs it):\n"
+            + result.stderr.strip()[-600:]
+        )
 
 
 def sockjs_node_installed() -> bool:
@@ -79,6 +103,13 @@ def ensure_sockjs_node() -> str | None:
 def picows_missing() -> str | None:
     if importlib.util.find_spec("picows") is None:
         return "picows is not installed (pip install picows, or pip install -e '.[bench]')"
+    return None
+
+
+def trustme_missing() -> str | None:
+    """The TLS scenarios make their certificates with trustme."""
+    if importlib.util.find_spec("trustme") is None:
+        return "trustme is not installed (pip install trustme, or pip install -e '.[bench]')"
     return None
 
 

@@ -40,6 +40,31 @@ def _pin(cpus: set[int] | None) -> Any:
     return preexec
 
 
+class TlsFiles:
+    """A throwaway CA and a certificate for 127.0.0.1 made by trustme, as PEM files in
+    ``directory``: what the TLS scenarios give the servers and the generator."""
+
+    def __init__(self, directory: Path) -> None:
+        import trustme
+
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1")
+        self.ca = directory / "ca.pem"
+        self.certfile = directory / "server.pem"
+        self.keyfile = directory / "server.key"
+        ca.cert_pem.write_to_path(str(self.ca))
+        with open(self.certfile, "wb") as out:
+            for blob in cert.cert_chain_pems:
+                out.write(blob.bytes())
+        cert.private_key_pem.write_to_path(str(self.keyfile))
+
+    def server_args(self) -> list[str]:
+        return ["--ssl-certfile", str(self.certfile), "--ssl-keyfile", str(self.keyfile)]
+
+    def loadgen_args(self) -> list[str]:
+        return ["--tls", "1", "--tls-ca", str(self.ca)]
+
+
 class ServerProcess:
     """One fresh server process, pinned, ready when it printed ``READY <port> <impl>``."""
 
@@ -121,7 +146,10 @@ def run_loadgen(
     timing: Timing,
     cpus: set[int] | None,
     units: int | None = None,
+    tls: TlsFiles | None = None,
 ) -> dict[str, Any]:
+    if scenario.tls and tls is None:
+        raise ValueError(f"{scenario.name} runs over TLS: give it TlsFiles")
     args = [
         str(LOADGEN),
         "--port",
@@ -141,6 +169,7 @@ def run_loadgen(
         "--timeout",
         str(scenario.timeout),
         *scenario.loadgen_args(units),
+        *(tls.loadgen_args() if scenario.tls and tls else []),
     ]
     limit = scenario.timeout + timing.warmup + timing.duration + 30
     proc = subprocess.run(
@@ -163,18 +192,24 @@ def contention(result: dict[str, Any]) -> float | None:
 
 
 def one_run(
-    scenario: Scenario, spec: ServerSpec, timing: Timing, units: int | None = None
+    scenario: Scenario,
+    spec: ServerSpec,
+    timing: Timing,
+    units: int | None = None,
+    tls: TlsFiles | None = None,
 ) -> dict[str, Any]:
     server_cpus, gen_cpus = cores()
     t0 = time.monotonic()
     try:
-        server = ServerProcess(spec, server_cpus)
+        server = ServerProcess(
+            spec, server_cpus, tls.server_args() if scenario.tls and tls else None
+        )
     except RuntimeError as exc:
         return {"ok": False, "failure": str(exc), "wall_s": time.monotonic() - t0}
     try:
         if spec.expect and server.impl != spec.expect:
             log(f"  ! {spec.name} runs the {server.impl} kernels, not {spec.expect}")
-        result = run_loadgen(scenario, server, timing, gen_cpus, units)
+        result = run_loadgen(scenario, server, timing, gen_cpus, units, tls)
         result["server_impl"] = server.impl
         if not result.get("ok"):
             result["server_stderr"] = server.stderr_tail()
@@ -193,6 +228,7 @@ def profile_run(
     tool: str,
     out_dir: Path,
     native: bool = False,
+    tls: TlsFiles | None = None,
 ) -> dict[str, Any]:
     """One run with the server profiled: cProfile inside it, or py-spy (``native``: with
     the C frames) or ``perf record -g`` sampling it from outside. The samplers start
@@ -201,12 +237,13 @@ def profile_run(
 
     server_cpus, gen_cpus = cores()
     out_dir.mkdir(parents=True, exist_ok=True)
+    tls_args = tls.server_args() if scenario.tls and tls else []
     stamp = time.strftime("%Y%m%d-%H%M%S")
     if tool == "cprofile":
         prof = out_dir / f"profile-{scenario.name}-{stamp}.prof"
-        server = ServerProcess(spec, server_cpus, ["--cprofile", str(prof)])
+        server = ServerProcess(spec, server_cpus, ["--cprofile", str(prof), *tls_args])
         try:
-            result = run_loadgen(scenario, server, timing, gen_cpus)
+            result = run_loadgen(scenario, server, timing, gen_cpus, tls=tls)
         finally:
             server.stop()
         return {"result": result, "file": prof}
@@ -217,7 +254,7 @@ def profile_run(
         data = out_dir / f"perf-{scenario.name}-{stamp}.data"
         return _sampled(
             lambda pid: [perf, "record", "-F", "1999", "-g", "-p", str(pid), "-o", str(data)],
-            data, 30, spec, scenario, timing, server_cpus, gen_cpus,
+            data, 30, spec, scenario, timing, server_cpus, gen_cpus, tls,
         )
     # py-spy installs its binary next to this interpreter (a venv not on PATH)
     pyspy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
@@ -229,17 +266,18 @@ def profile_run(
         lambda pid: [pyspy, "record", "-p", str(pid), "-r", "1000" if native else "250",
                      "-f", "raw", "-o", str(raw), *(["--native"] if native else []),
                      "-d", seconds],
-        raw, 15, spec, scenario, timing, server_cpus, gen_cpus,
+        raw, 15, spec, scenario, timing, server_cpus, gen_cpus, tls,
     )
 
 
 def _sampled(
     command: Callable[[int], list[str]], out: Path, stop_wait: float, spec: ServerSpec,
     scenario: Scenario, timing: Timing, server_cpus: set[int] | None, gen_cpus: set[int] | None,
+    tls: TlsFiles | None = None,
 ) -> dict[str, Any]:
     """One run with an outside sampler (``command(server_pid)``) on the generator's
     cores, started before the load and stopped (SIGINT) after it."""
-    server = ServerProcess(spec, server_cpus)
+    server = ServerProcess(spec, server_cpus, tls.server_args() if scenario.tls and tls else None)
     try:
         sampler = subprocess.Popen(
             command(server.pid),
@@ -248,7 +286,7 @@ def _sampled(
             preexec_fn=_pin(gen_cpus),
         )
         time.sleep(0.5)
-        result = run_loadgen(scenario, server, timing, gen_cpus)
+        result = run_loadgen(scenario, server, timing, gen_cpus, tls=tls)
         sampler.send_signal(signal.SIGINT)
         try:
             sampler.wait(stop_wait)

@@ -21,6 +21,7 @@ class ServerSpec:
     expect: str | None = None  # implementation the READY line must report
     default: bool = True  # False: runs only when named with --server
     only: tuple[str, ...] = ()  # the scenarios it can run, when not all of them
+    tls: bool = False  # serves https/wss when given --ssl-certfile/--ssl-keyfile
 
 
 SERVERS: list[ServerSpec] = [
@@ -29,14 +30,17 @@ SERVERS: list[ServerSpec] = [
         [sys.executable, "-m", "bench.load.fastsockjs_server"],
         {"FASTSOCKJS_PURE_PYTHON": "0"},
         expect="cython",
+        tls=True,
     ),
     ServerSpec(
         "fastsockjs-purepy",
         [sys.executable, "-m", "bench.load.fastsockjs_server"],
         {"FASTSOCKJS_PURE_PYTHON": "1"},
         expect="python",
+        tls=True,
     ),
-    ServerSpec("sockjs-node", ["node", str(NODE_DIR / "server.js"), "0"]),
+    # with a certificate: https.createServer instead of http.createServer
+    ServerSpec("sockjs-node", ["node", str(NODE_DIR / "server.js"), "0"], tls=True),
     ServerSpec("picows", [sys.executable, "-m", "bench.load.picows_server"], raw=True),
     # The least Python that answers xhr-polling on uvloop: what the loop and the
     # kernel cost per request, below any real server (see floor_server.py).
@@ -225,6 +229,19 @@ class Scenario:
     # Another scenario this one should match, per server (ratio of the first ratio metric
     # within each round): e.g. eventsource against xhr-streaming.
     compare_to: str | None = None
+    # Over TLS: the servers get a certificate (--ssl-certfile/--ssl-keyfile) and the
+    # generator speaks TLS to them; only servers with ServerSpec.tls run it.
+    tls: bool = False
+
+    def runs_on(self, server: ServerSpec) -> bool:
+        """Whether this scenario applies to ``server`` (picows runs the raw-capable
+        ones, TLS scenarios need a server that serves TLS, a server limited to some
+        scenarios runs only those)."""
+        return (
+            (self.raw_ok or not server.raw)
+            and (server.tls or not self.tls)
+            and (not server.only or self.name in server.only)
+        )
 
     def loadgen_args(self, units: int | None = None) -> list[str]:
         return ["--mode", self.mode, "--conns", str(units or self.units), *self.args]
@@ -265,6 +282,22 @@ def build_scenarios(idle_sessions: int = 10_000) -> list[Scenario]:
         )
         for n in (1, 100, 1000)
     ]
+    # echo-100 again over TLS (wss://, certificates made at run time): what TLS costs
+    # each server, against its own plain echo-100 of the same round.
+    out.append(
+        Scenario(
+            "echo-100-tls",
+            "tls",
+            f"WebSocket echo over TLS (wss): 100 sessions x {ECHO_INFLIGHT} in flight, 32 B messages",
+            "ws-echo",
+            100,
+            args=("--inflight", str(ECHO_INFLIGHT)),
+            metrics=echo_metrics,
+            ratio_metrics=(M_MSGS, M_PER_CPU),
+            compare_to="echo-100",
+            tls=True,
+        )
+    )
     out.append(
         Scenario(
             "rate-10k",

@@ -1,12 +1,22 @@
 'use strict';
 // sockjs-node 0.3.24 echo + broadcast server for `python -m bench.load`.
-// Usage: node server.js PORT      (prints "READY <port>" once listening)
+// Usage: node server.js PORT [--ssl-certfile CERT --ssl-keyfile KEY]
+//        (prints "READY <port>" once listening; with a certificate and key it
+//        serves https and wss from https.createServer, as sockjs-node's users do)
 // Mounts /echo (every message back to its sender) and /broadcast (every
 // message to every open session, the sender included), default options.
+const fs = require('fs');
 const http = require('http');
+const https = require('https');
 const sockjs = require('sockjs');
 
 const port = parseInt(process.argv[2] || '0', 10);
+function flag(name) {
+  const i = process.argv.indexOf(name);
+  return i > 2 && i + 1 < process.argv.length ? process.argv[i + 1] : null;
+}
+const certfile = flag('--ssl-certfile');
+const keyfile = flag('--ssl-keyfile');
 const quiet = { log: function () {} };
 
 const echo = sockjs.createServer(quiet);
@@ -28,10 +38,16 @@ broadcast.on('connection', function (conn) {
   });
 });
 
-const server = http.createServer(function (req, res) {
+function notFound(req, res) {
   res.writeHead(404, { 'Content-Type': 'text/plain' });
   res.end('404\n');
-});
+}
+const server = certfile
+  ? https.createServer(
+      { cert: fs.readFileSync(certfile), key: fs.readFileSync(keyfile || certfile) },
+      notFound
+    )
+  : http.createServer(notFound);
 echo.installHandlers(server, { prefix: '/echo' });
 broadcast.installHandlers(server, { prefix: '/broadcast' });
 server.listen(port, '127.0.0.1', 1024, function () {

@@ -106,7 +106,7 @@ class Side:
 
     def texts(self) -> set[str]:
         out = set()
-        for quoted in list(self.conn._session.quoted):
+        for quoted in list(self.conn.fake.quoted):
             # (The chat also sends presence and notices on the channel: messages only.)
             msg = json.loads(json.loads(quoted))
             if msg.get("type") == "message":
@@ -248,11 +248,11 @@ def test_no_synchronous_retry_warning(redis: RedisServer) -> None:
         broker = RedisBroker(redis.url)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            client = broker._client()
+            await broker.start()  # the link makes its client and connects
             try:
-                assert await client.ping()
+                assert await broker.wait_connected(10)
             finally:
-                await client.aclose()
+                await broker.close()
         assert not [w for w in caught if "Retry" in str(w.message)], [str(w.message) for w in caught]
 
     asyncio.run(asyncio.wait_for(main(), 10))
@@ -273,7 +273,7 @@ def test_subscribe_returns_once_redis_confirmed(redis: RedisServer) -> None:
             # Awaited while the broker is still connecting: waits for the link.
             early = fake_conn()
             assert await a.subscribe(early, "early") is True
-            assert a.connected and "early" in a._confirmed
+            assert a.connected and "early" in a.status()["subscribed"]
             assert await a.wait_connected(10) and await b.wait_connected(10)
             for i in range(rounds):
                 c = fake_conn()
@@ -283,15 +283,15 @@ def test_subscribe_returns_once_redis_confirmed(redis: RedisServer) -> None:
                 t1 = loop.time()
                 assert b.publish(channel, f"m{i}") == 0  # no local subscriber on b
                 deadline = t1 + 5
-                while not c._session.quoted and loop.time() < deadline:
+                while not c.fake.quoted and loop.time() < deadline:
                     await asyncio.sleep(0)
-                assert c._session.quoted, f"round {i}: a message published after subscribe() was lost"
+                assert c.fake.quoted, f"round {i}: a message published after subscribe() was lost"
                 confirm.append(t1 - t0)
                 first.append(loop.time() - t0)
                 if i % 10 == 0:  # and leaving: Redis sees the UNSUBSCRIBE at once
                     t2 = loop.time()
                     a.unsubscribe(c, channel)
-                    key = a._key(channel)
+                    key = a.channel_prefix + channel  # the Redis channel's name
                     while (await probe.pubsub_numsub(key))[0][1] and loop.time() < t2 + 5:
                         pass
                     assert (await probe.pubsub_numsub(key))[0][1] == 0

@@ -73,7 +73,7 @@ def test_history_is_shared_and_capped(redis: RedisServer) -> None:
         got = await w0.history("r")
         assert len(got) <= 10
         for _ in range(100):
-            if not w0._pending and not w1._pending:
+            if not w0.status()["pending"] and not w1.status()["pending"]:
                 break
             await asyncio.sleep(0.02)
         got = await w1.history("r")
