@@ -1,22 +1,35 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, binding=True
-"""The request-head fast path, compiled (same names, signatures and results as
-``_http_py``, its twin and specification: read that module's docstring).
+"""Request heads in, response heads out, compiled (same names, signatures and
+results as ``_http_py``, its twin and specification: read that module).
 
-One pass over the head in C: the request line and every header line are
-checked against byte tables, names are lower-cased into a stack buffer, and
-only the strings the caller keeps are made (a name, a value, the target).
+``parse_request``: one pass over the head in C. The request line and every
+header line are checked against byte tables, names are lower-cased into a stack
+buffer, and only the strings the caller keeps are made (a name, a value, the
+target).
+
+``head``: the response head's size is summed first, then every piece is copied
+once into the bytes object (latin-1 text is one byte per character already).
 """
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from http import HTTPStatus
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
 from cpython.ref cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeLatin1
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy
+
+cdef extern from "Python.h":
+    int PyUnicode_KIND(object o)
+    void *PyUnicode_DATA(object o)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    int PyUnicode_1BYTE_KIND
 
 cdef extern from "string.h":
     void *memmem(const void *haystack, size_t haystacklen, const void *needle, size_t needlelen)
 
-__all__ = ["FALLBACK", "IMPLEMENTATION", "NEED_MORE", "parse_request"]
+__all__ = ["FALLBACK", "IMPLEMENTATION", "NEED_MORE", "head", "parse_request"]
 
 IMPLEMENTATION = "cython"
 NEED_MORE = 0
@@ -221,3 +234,93 @@ def parse_request(bytes buf, Py_ssize_t start, Py_ssize_t max_target,
         body = b""
     target = PyUnicode_DecodeLatin1(<const char *>(p + target_start), target_len, NULL)
     return end, method, target, version, headers, host_lines, keep_alive, body
+
+
+cdef dict STATUS_LINES = {
+    s.value: ("HTTP/1.1 %d %s\r\n" % (s.value, s.phrase)).encode("latin-1") for s in HTTPStatus
+}
+cdef bytes CHUNKED = b"Transfer-Encoding: chunked\r\n"
+cdef bytes CLOSE = b"Connection: close\r\n"
+cdef bytes KEEP_ALIVE = b"Connection: keep-alive\r\n"
+
+
+cdef inline bint _latin1(object s):
+    return type(s) is str and PyUnicode_KIND(s) == PyUnicode_1BYTE_KIND
+
+
+cdef inline char *_put(char *out, object s):
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(s)
+    memcpy(out, PyUnicode_DATA(s), n)
+    return out + n
+
+
+def head(int status, headers, *, str version="1.1", content_length=None,
+         bint chunked=False, bint keep_alive=True):
+    cdef object line = STATUS_LINES.get(status)
+    cdef list items = headers if type(headers) is list else list(headers)
+    cdef Py_ssize_t total, i, n = len(items)
+    cdef object item, k, v
+    cdef bytes length = None, framing = None, connection = None, out
+    cdef char *w
+    if line is None:
+        line = ("HTTP/1.1 %d Unknown\r\n" % status).encode("latin-1")
+    total = PyBytes_GET_SIZE(line) + 2
+    for i in range(n):
+        item = items[i]
+        if type(item) is not tuple or PyTuple_GET_SIZE(item) != 2:
+            return _head_slowly(line, items, version, content_length, chunked, keep_alive)
+        k = <object>PyTuple_GET_ITEM(item, 0)
+        v = <object>PyTuple_GET_ITEM(item, 1)
+        if not (_latin1(k) and _latin1(v)):
+            return _head_slowly(line, items, version, content_length, chunked, keep_alive)
+        total += PyUnicode_GET_LENGTH(k) + PyUnicode_GET_LENGTH(v) + 4
+    if content_length is not None:
+        length = b"Content-Length: %d\r\n" % content_length
+        total += PyBytes_GET_SIZE(length)
+    elif chunked:
+        framing = CHUNKED
+        total += PyBytes_GET_SIZE(framing)
+    if not keep_alive:
+        connection = CLOSE
+    elif version == "1.0":
+        connection = KEEP_ALIVE
+    if connection is not None:
+        total += PyBytes_GET_SIZE(connection)
+    out = PyBytes_FromStringAndSize(NULL, total)
+    w = PyBytes_AS_STRING(out)
+    memcpy(w, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line))
+    w += PyBytes_GET_SIZE(line)
+    for i in range(n):
+        item = items[i]
+        w = _put(w, <object>PyTuple_GET_ITEM(item, 0))
+        w[0] = 58  # ": "
+        w[1] = 32
+        w = _put(w + 2, <object>PyTuple_GET_ITEM(item, 1))
+        w[0] = 13
+        w[1] = 10
+        w += 2
+    for extra in (length, framing, connection):
+        if extra is not None:
+            memcpy(w, PyBytes_AS_STRING(extra), PyBytes_GET_SIZE(extra))
+            w += PyBytes_GET_SIZE(extra)
+    w[0] = 13
+    w[1] = 10
+    return out
+
+
+cdef bytes _head_slowly(bytes line, list items, str version, object content_length,
+                        bint chunked, bint keep_alive):
+    # Anything but (str, str) pairs of latin-1 text: the twin's way, with its errors.
+    parts = [line.decode("latin-1")]
+    for k, v in items:
+        parts.append(k + ": " + v + "\r\n")
+    if content_length is not None:
+        parts.append("Content-Length: %d\r\n" % content_length)
+    elif chunked:
+        parts.append("Transfer-Encoding: chunked\r\n")
+    if not keep_alive:
+        parts.append("Connection: close\r\n")
+    elif version == "1.0":
+        parts.append("Connection: keep-alive\r\n")
+    parts.append("\r\n")
+    return "".join(parts).encode("latin-1")

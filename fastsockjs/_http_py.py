@@ -1,5 +1,5 @@
-"""The request-head fast path, in pure Python: the twin and specification of
-the compiled ``fastsockjs._http``.
+"""Request heads in, response heads out, in pure Python: the twin and
+specification of the compiled ``fastsockjs._http``.
 
 :func:`parse_request` reads one whole HTTP/1.x request (head and, with a
 ``Content-Length``, body) out of a buffer in one call: no Python call per
@@ -16,8 +16,10 @@ keep-alive and body (tests/unit/test_http_kernel.py checks it).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from http import HTTPStatus
 
-__all__ = ["FALLBACK", "IMPLEMENTATION", "NEED_MORE", "parse_request"]
+__all__ = ["FALLBACK", "IMPLEMENTATION", "NEED_MORE", "head", "parse_request"]
 
 IMPLEMENTATION = "python"
 
@@ -126,3 +128,33 @@ def parse_request(
     end = stop + 4 + (length if length > 0 else 0)
     body = buf[stop + 4 : end] if end > stop + 4 and end <= len(buf) else b""
     return end, method, target.decode("latin-1"), version, headers, host_lines, keep_alive, body
+
+
+_STATUS_LINES = {s.value: "HTTP/1.1 %d %s\r\n" % (s.value, s.phrase) for s in HTTPStatus}
+
+
+def head(
+    status: int,
+    headers: Iterable[tuple[str, str]],
+    *,
+    version: str = "1.1",
+    content_length: int | None = None,
+    chunked: bool = False,
+    keep_alive: bool = True,
+) -> bytes:
+    """Status line and headers (latin-1), framing decided here and nowhere else:
+    ``Content-Length`` when given, else chunked when asked, and the
+    ``Connection`` header that keep-alive needs in ``version``."""
+    parts = [_STATUS_LINES.get(status) or "HTTP/1.1 %d Unknown\r\n" % status]
+    for k, v in headers:
+        parts.append(k + ": " + v + "\r\n")
+    if content_length is not None:
+        parts.append("Content-Length: %d\r\n" % content_length)
+    elif chunked:
+        parts.append("Transfer-Encoding: chunked\r\n")
+    if not keep_alive:
+        parts.append("Connection: close\r\n")
+    elif version == "1.0":
+        parts.append("Connection: keep-alive\r\n")
+    parts.append("\r\n")
+    return "".join(parts).encode("latin-1")

@@ -1,15 +1,16 @@
-"""Picks the request-head kernel: ``fastsockjs._http`` when it is built.
+"""Picks the HTTP head kernels: ``fastsockjs._http`` when it is built, else its
+twin ``_http_py`` (the specification the compiled module is tested against).
 
-The pure-Python twin (``_http_py``) is the specification the compiled parser is
-tested against; it is slower than httptools' own callbacks, so without the
-extension (or with ``FASTSOCKJS_PURE_PYTHON=1``) :data:`parse_request` is None
-and the HTTP host reads every request with httptools, as it always could.
+The twin's request parser is slower than httptools' own callbacks, so without
+the extension (or with ``FASTSOCKJS_PURE_PYTHON=1``) :data:`parse_request` is
+None and the HTTP host reads every request with httptools, as it always could.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import ModuleType
+from typing import Protocol
 
 from fastsockjs.kernels import load
 
@@ -26,3 +27,20 @@ ParseRequest = Callable[
 parse_request: ParseRequest | None = (
     impl.parse_request if impl.IMPLEMENTATION == "cython" else None
 )
+
+
+class Head(Protocol):
+    def __call__(
+        self,
+        status: int,
+        headers: Iterable[tuple[str, str]],
+        *,
+        version: str = "1.1",
+        content_length: int | None = None,
+        chunked: bool = False,
+        keep_alive: bool = True,
+    ) -> bytes: ...
+
+
+#: ``head(status, headers, *, version, content_length, chunked, keep_alive)``.
+head: Head = impl.head

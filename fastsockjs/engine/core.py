@@ -21,9 +21,9 @@ from fastsockjs.engine.mount import Mount
 from fastsockjs.engine.runtime import LoopRuntime
 from fastsockjs.options import Options
 from fastsockjs.protocol.http import TEXT_PLAIN, HttpError, Request
-from fastsockjs.protocol.routing import NotFound, Route, owns, route
+from fastsockjs.protocol.routing import NotFound, Route, owns
 from fastsockjs.protocol.session import ReadyState
-from fastsockjs.transports import HANDLERS, SESSION_METHODS
+from fastsockjs.transports import HANDLERS
 from fastsockjs.transports.base import Exchange
 
 if TYPE_CHECKING:
@@ -166,7 +166,7 @@ class Engine:
         ``authorize`` hook is async, returns the task that answers once it has
         decided (a host may await it; errors are answered through the exchange).
         """
-        found = route(SESSION_METHODS, mount.enabled_endpoints, request.method, rest)
+        found = mount.route(request.method, rest)
         if isinstance(found, Route):
             if self.draining:
                 self._refuse_while_draining(mount, found.kind, found.session_id)

@@ -21,10 +21,11 @@ from fastsockjs.protocol.http import (
     jsessionid_header,
     no_cache,
 )
+from fastsockjs.protocol.routing import MethodNotAllowed, NotFound, Route, route
 from fastsockjs.protocol.session import ReadyState, Session, SessionConnection
 from fastsockjs.protocol.timers import TimerQueue
 from fastsockjs.protocol.websocket import PerMessageDeflate
-from fastsockjs.transports import enabled_endpoints
+from fastsockjs.transports import SESSION_METHODS, enabled_endpoints
 from fastsockjs.transports.info import iframe_page
 
 if TYPE_CHECKING:
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("fastsockjs.error")
 _CLOSED = ReadyState.CLOSED
+#: Entries of each of a mount's memo tables (routes, header blocks) before it
+#: starts over: clients repeat a few of each, and anyone else only fills it.
+_MEMO = 4096
 
 
 class Mount:
@@ -70,6 +74,10 @@ class Mount:
         self.refusals: dict[str, int] = {}
         self._dirty: list[Session] = []
         self._iframe = iframe_page(options.sockjs_url)
+        # What repeats from request to request, worked out once: the route of a
+        # (method, path) and the session headers for an (Origin, requested headers).
+        self._routes: dict[str, dict[str, Route | NotFound | MethodNotAllowed]] = {}
+        self._header_blocks: dict[tuple[str | None, str | None], Headers] = {}
         self.log = options.logger or logging.getLogger("fastsockjs")
         self.log.debug("SockJS endpoint %r mounted (websocket=%s)", self.prefix,
                        options.websocket_enabled)
@@ -172,11 +180,39 @@ class Mount:
         if cap is not None and self.live_sessions >= cap:
             raise HttpError(503, "Too many sessions.", [("Retry-After", "5")])
 
+    def route(self, method: str, rest: str) -> Route | NotFound | MethodNotAllowed:
+        """What answers ``method`` on ``rest`` (the path below the prefix)."""
+        table = self._routes.get(method)
+        if table is None:
+            table = self._routes[method] = {}
+        found = table.get(rest)
+        if found is None:
+            found = route(SESSION_METHODS, self.enabled_endpoints, method, rest)
+            if len(table) >= _MEMO:
+                table.clear()
+            table[rest] = found
+        return found
+
     def session_headers(self, request: Request, headers: Headers, cors: bool = True) -> None:
-        jsessionid_header(request, self.options.jsessionid, headers)
-        no_cache(headers)
-        if cors:
-            cors_headers(request, headers, self.options)
+        options = self.options
+        if options.jsessionid or not cors:
+            jsessionid_header(request, options.jsessionid, headers)
+            no_cache(headers)
+            if cors:
+                cors_headers(request, headers, options)
+            return
+        # Without a cookie to set, the block depends on two request headers only.
+        get = request.headers.get
+        key = (get("origin"), get("access-control-request-headers"))
+        block = self._header_blocks.get(key)
+        if block is None:
+            block = []
+            no_cache(block)
+            cors_headers(request, block, options)
+            if len(self._header_blocks) >= _MEMO:
+                self._header_blocks.clear()
+            self._header_blocks[key] = block
+        headers += block
 
     def iframe_page(self) -> tuple[bytes, str]:
         return self._iframe

@@ -8,9 +8,10 @@ import re
 import time
 from collections.abc import Iterable
 from email.utils import formatdate
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
+
+from fastsockjs import heads
 
 Headers = list[tuple[str, str]]
 
@@ -240,32 +241,8 @@ def request_target(
     return target, None
 
 
-def head(
-    status: int,
-    headers: Iterable[tuple[str, str]],
-    *,
-    version: str = "1.1",
-    content_length: int | None = None,
-    chunked: bool = False,
-    keep_alive: bool = True,
-) -> bytes:
-    """Status line and headers, framing decided here and nowhere else."""
-    parts = [_STATUS_LINES.get(status) or "HTTP/1.1 %d Unknown\r\n" % status]
-    for k, v in headers:
-        parts.append(k + ": " + v + "\r\n")
-    if content_length is not None:
-        parts.append("Content-Length: %d\r\n" % content_length)
-    elif chunked:
-        parts.append("Transfer-Encoding: chunked\r\n")
-    if not keep_alive:
-        parts.append("Connection: close\r\n")
-    elif version == "1.0":
-        parts.append("Connection: keep-alive\r\n")
-    parts.append("\r\n")
-    return "".join(parts).encode("latin-1")
-
-
-_STATUS_LINES = {s.value: "HTTP/1.1 %d %s\r\n" % (s.value, s.phrase) for s in HTTPStatus}
+#: The response head (status line, headers, framing): the compiled kernel when built.
+head = heads.head
 
 
 def cors_headers(request: Request, out: Headers, options: Any) -> None:

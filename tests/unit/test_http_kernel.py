@@ -233,6 +233,58 @@ def test_any_bytes_agree(buf: bytes) -> None:
     check(buf + b"\r\n\r\n")
 
 
+# -- response heads ----------------------------------------------------------------------
+def heads_agree(*args: Any, **kwargs: Any) -> bytes | type[BaseException]:
+    """The twin's head and the compiled one's: the same bytes, or the same error."""
+    results = []
+    for module in (twin, compiled()):
+        try:
+            results.append(module.head(*args, **kwargs))
+        except (TypeError, UnicodeEncodeError, ValueError) as exc:
+            results.append(type(exc))
+    assert results[0] == results[1]
+    return results[0]
+
+
+def test_a_head_frames_by_length_chunks_or_close_and_says_keep_alive_to_http_1_0() -> None:
+    cors = [("Content-Type", "text/plain"), ("Access-Control-Allow-Origin", "https://a.example")]
+    assert heads_agree(204, cors) == (
+        b"HTTP/1.1 204 No Content\r\nContent-Type: text/plain\r\n"
+        b"Access-Control-Allow-Origin: https://a.example\r\n\r\n"
+    )
+    assert heads_agree(200, [], content_length=12).endswith(b"Content-Length: 12\r\n\r\n")
+    assert heads_agree(200, [], chunked=True).endswith(b"Transfer-Encoding: chunked\r\n\r\n")
+    assert heads_agree(200, [], keep_alive=False).endswith(b"Connection: close\r\n\r\n")
+    assert heads_agree(200, [], version="1.0").endswith(b"Connection: keep-alive\r\n\r\n")
+    assert heads_agree(599, []).startswith(b"HTTP/1.1 599 Unknown\r\n")
+    latin1 = [("X", "\xe9")]
+    assert heads_agree(200, latin1).endswith(b"X: \xe9\r\n\r\n")
+    assert compiled().head(200, iter(latin1)) == twin.head(200, iter(latin1))  # any iterable
+    assert heads_agree(200, [("X", "\u20ac")]) is UnicodeEncodeError
+    assert heads_agree(200, [("X", 1)]) is TypeError
+    assert heads_agree(200, [("X", "a", "b")]) is ValueError
+
+
+_TEXT = st.text(st.characters(max_codepoint=0x2FF), max_size=12)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.integers(100, 999),
+    st.lists(st.tuples(_TEXT, _TEXT), max_size=6),
+    st.sampled_from(["1.1", "1.0"]),
+    st.one_of(st.none(), st.integers(0, 1 << 40)),
+    st.booleans(),
+    st.booleans(),
+)
+def test_compiled_and_twin_heads_agree(
+    status: int, headers: list[tuple[str, str]], version: str, length: int | None,
+    chunked: bool, keep_alive: bool,
+) -> None:
+    heads_agree(status, headers, version=version, content_length=length, chunked=chunked,
+                keep_alive=keep_alive)
+
+
 # -- one signature in three places ----------------------------------------------------
 def test_stub_twin_and_compiled_module_declare_the_same_kernel() -> None:
     import ast
@@ -242,11 +294,12 @@ def test_stub_twin_and_compiled_module_declare_the_same_kernel() -> None:
 
     stub = ast.parse((Path(twin.__file__).parent / "_http.pyi").read_text("utf-8"))
     functions = {n.name: n for n in stub.body if isinstance(n, ast.FunctionDef)}
-    assert sorted(functions) == ["parse_request"]
-    want = runtime_signature(twin.parse_request, annotated=True)
-    assert want == stub_signature(functions["parse_request"])
+    assert sorted(functions) == ["head", "parse_request"]
     module = compiled()
     assert sorted(module.__all__) == sorted(twin.__all__)
-    got = runtime_signature(module.parse_request, annotated=False)
-    assert [p[:3] for p in got[0]] == [p[:3] for p in want[0]]
+    for name, stub_fn in functions.items():
+        want = runtime_signature(getattr(twin, name), annotated=True)
+        assert want == stub_signature(stub_fn), name
+        got = runtime_signature(getattr(module, name), annotated=False)
+        assert [p[:3] for p in got[0]] == [p[:3] for p in want[0]], name
     assert (module.NEED_MORE, module.FALLBACK) == (twin.NEED_MORE, twin.FALLBACK)
