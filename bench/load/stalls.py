@@ -42,6 +42,9 @@ from bench.load.tail import loadavg
 EVENTS = [
     "sched:sched_switch",
     "sched:sched_wakeup",
+    # Reads per iteration: how many messages a long iteration handled (a backlog
+    # after a stall, or one slow message).
+    "syscalls:sys_enter_read",
     *(
         f"syscalls:sys_{d}_{name}"
         for name in ("epoll_wait", "epoll_pwait", "epoll_pwait2")
@@ -58,6 +61,8 @@ _WAKEUP = re.compile(r"pid=(\d+)")
 def analyse(lines: list[str], pid: int, t0: float, t1: float) -> dict[str, Any]:
     """Iteration CPU time, preemption and wakeup delays of ``pid``'s tasks in [t0, t1]."""
     work: list[float] = []  # on-CPU ms per loop iteration
+    reads: list[int] = []  # read() calls of each of those iterations
+    n_reads = 0
     preempted: list[float] = []  # ms runnable but off the CPU, per preemption
     wakeup: list[float] = []  # ms from wakeup to running
     thieves: collections.Counter[str] = collections.Counter()
@@ -102,13 +107,33 @@ def analyse(lines: list[str], pid: int, t0: float, t1: float) -> dict[str, Any]:
         if int(p) != pid:
             continue
         tids.add(int(tid))
-        if event.startswith("syscalls:sys_exit_epoll"):
-            iter_start, iter_off = ts, 0.0
+        if event == "syscalls:sys_enter_read":
+            n_reads += 1
+        elif event.startswith("syscalls:sys_exit_epoll"):
+            iter_start, iter_off, n_reads = ts, 0.0, 0
         elif event.startswith("syscalls:sys_enter_epoll") and iter_start is not None:
             if t0 <= ts <= t1:
                 work.append((ts - iter_start - iter_off) * 1e3)
+                reads.append(n_reads)
             iter_start = None
-    return {"work": work, "preempted": preempted, "wakeup": wakeup, "thieves": thieves}
+    return {
+        "work": work,
+        "reads": reads,
+        "preempted": preempted,
+        "wakeup": wakeup,
+        "thieves": thieves,
+    }
+
+
+def batches(work: list[float], reads: list[int]) -> dict[str, Any]:
+    """Whether long iterations are backlogs (many reads) or slow single messages."""
+    total_reads = sum(reads) or 1
+    long = [(w, n) for w, n in zip(work, reads, strict=True) if w > 1.0]
+    return {
+        "us_per_read": round(sum(work) * 1e3 / total_reads, 2),
+        "long_reads": sorted(n for _, n in long),
+        "long_us_per_read": sorted(round(w * 1e3 / max(n, 1), 1) for w, n in long),
+    }
 
 
 def counts(values: list[float]) -> dict[str, Any]:
@@ -160,7 +185,10 @@ def one(
     t1 = end - 0.2
     t0 = t1 - (timing.warmup + timing.duration) + 0.2
     script = subprocess.run(
-        [perf, "script", "-i", str(data)], capture_output=True, text=True, timeout=300
+        [perf, "script", "-F", "comm,pid,tid,cpu,time,event,trace", "-i", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     found = analyse(script.stdout.splitlines(), server.pid, t0, t1)
     res.pop("stderr", None)
@@ -168,6 +196,7 @@ def one(
         "lat_ms": res.get("lat_ms"),
         "ok": res.get("ok"),
         "work": counts(found["work"]),
+        "batches": batches(found["work"], found["reads"]),
         "preempted": counts(found["preempted"]),
         "wakeup": counts(found["wakeup"]),
         "thieves": found["thieves"].most_common(5),
@@ -227,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
                     f" (max {r['preempted']['max_ms']:.2f})"
                     f"  wakeup>1ms {r['wakeup']['over_1ms']:3}"
                     f" (max {r['wakeup']['max_ms']:.2f})  load {load[0] if load else -1:.2f}"
+                    f"  {r['batches']['us_per_read']} us/read; iterations >1 ms: reads"
+                    f" {r['batches']['long_reads']}, us/read {r['batches']['long_us_per_read']}"
                 )
     print(table(specs, runs))
     args.output.mkdir(parents=True, exist_ok=True)
