@@ -6,7 +6,7 @@ from fastsockjs.frames import speedups_enabled
 from fastsockjs.options import Options, OptionsError, Refuse, WebSocketCompression
 from fastsockjs.protocol.http import Request
 from fastsockjs.protocol.session import ReadyState
-from fastsockjs.runner import new_event_loop, run, serve, ssl_context
+from fastsockjs.runner import freeze_startup_objects, new_event_loop, run, serve, ssl_context
 from fastsockjs.server import Server
 
 __version__ = "0.1.0"
@@ -21,6 +21,7 @@ __all__ = [
     "Request",
     "Server",
     "WebSocketCompression",
+    "freeze_startup_objects",
     "new_event_loop",
     "run",
     "serve",

@@ -167,6 +167,11 @@ def _common(p: argparse.ArgumentParser, port: int, prefix: str | None) -> None:
     )
     p.add_argument("--no-uvloop", action="store_true", help="use the stdlib event loop")
     p.add_argument(
+        "--no-gc-freeze", action="store_true",
+        help="keep start-up objects in the garbage collector's generations (by default they"
+        " are collected once and frozen when the server listens: no GC stall for them later)",
+    )
+    p.add_argument(
         "--workers", type=int, default=1, metavar="N",
         help="worker processes (default 1), supervised by this one",
     )
@@ -407,6 +412,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         max_loop_lag=args.max_loop_lag,
         ssl=tls,
         forwarded_allow_ips=args.forwarded_allow_ips,
+        gc_freeze=not args.no_gc_freeze,
     )
 
 

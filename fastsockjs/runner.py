@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 import logging
 import os
@@ -22,7 +23,9 @@ from fastsockjs.workers import worker_id
 if TYPE_CHECKING:
     from fastsockjs.broker import Broker
 
-__all__ = ["broker_check", "new_event_loop", "run", "serve", "ssl_context"]
+__all__ = [
+    "broker_check", "freeze_startup_objects", "new_event_loop", "run", "serve", "ssl_context",
+]
 
 _log = logging.getLogger("fastsockjs")
 
@@ -64,6 +67,7 @@ async def serve(
     reuse_port: bool = False,
     metrics_path: str | None = None,
     ssl: _ssl.SSLContext | None = None,
+    gc_freeze: bool = False,
     **limits: Any,
 ) -> Listener:
     """Mount ``servers`` (each at its own ``prefix``) on a new listener and start it;
@@ -71,7 +75,11 @@ async def serve(
     ``ssl`` serves https/wss (see :func:`ssl_context`), and ``limits`` are the
     Listener's (``max_body``, ``request_timeout``, ``health_path``,
     ``forwarded_allow_ips``, ...). An ASGI ``fallback`` runs its lifespan startup
-    before the socket listens, so that what it starts is there for the first request."""
+    before the socket listens, so that what it starts is there for the first request.
+    ``gc_freeze=True`` calls :func:`freeze_startup_objects` once the socket listens:
+    off by default here, since ``serve`` runs inside a program (a test suite, an
+    application's own loop) whose process-wide GC state is not its to change;
+    :func:`run`, which owns its process, does it by default."""
     limits.setdefault("worker", worker_id())
     listener = Listener(fallback, metrics_path=metrics_path, ssl=ssl, **limits)
     for server in servers:
@@ -80,7 +88,24 @@ async def serve(
     if startup is not None and inspect.iscoroutinefunction(startup):
         await startup()
     await listener.listen(host, port, reuse_port=reuse_port)
+    if gc_freeze:
+        freeze_startup_objects()
     return listener
+
+
+def freeze_startup_objects() -> None:
+    """``gc.collect()`` then ``gc.freeze()``: what start-up left alive (modules,
+    classes, the servers, the listener: most of a server's objects) moves to the
+    permanent generation, which no collection traverses. Otherwise start-up's
+    survivors still sit in the younger generations when load begins, and the
+    first gen-1 collection walks them (about 1.2 ms at 10k msgs/s of WebSocket
+    echo, docs/benchmarks.md); every full collection later walks them all.
+    Reference counting still frees a frozen object; only a reference cycle
+    among objects frozen here and dropped later is never reclaimed, a leak
+    bounded by what start-up made. For a process that owns its event loop, once
+    everything is mounted and listening."""
+    gc.collect()
+    gc.freeze()
 
 
 def broker_check(broker: Broker) -> HealthCheck:
@@ -105,6 +130,7 @@ def run(
     on_listening: Callable[[int], None] | None = None,
     metrics_path: str | None = None,
     ssl: _ssl.SSLContext | None = None,
+    gc_freeze: bool = True,
     **limits: Any,
 ) -> None:
     """Serve until SIGINT / SIGTERM, then shut down gracefully: every session
@@ -113,7 +139,10 @@ def run(
     ``Listener.shutdown``). ``broker`` is started first and closed last, and its
     health is part of the health endpoint (``health_path=...``) as a "drain" check;
     ``on_listening(port)`` is called once the socket listens; ``ssl`` serves
-    https/wss; ``limits`` go to the Listener (``max_body``, ...)."""
+    https/wss; ``limits`` go to the Listener (``max_body``, ...). Once the broker
+    runs and the socket listens, and before ``on_listening``, the start-up objects
+    are frozen out of the garbage collector's reach (:func:`freeze_startup_objects`)
+    unless ``gc_freeze=False``."""
     loop = new_event_loop() if use_uvloop else asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
 
@@ -130,6 +159,8 @@ def run(
         )
         if broker is not None:
             listener.engine.add_health_check(broker_check(broker), drain=True)
+        if gc_freeze:
+            freeze_startup_objects()
         _log.info(
             "listening on %s://%s:%d (worker %s, pid %d%s)", "https" if ssl else "http",
             host, listener.port,

@@ -63,6 +63,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def loadavg() -> list[float]:
+    """The machine's 1, 5 and 15-minute load averages (what other jobs were doing)."""
+    try:
+        with open("/proc/loadavg") as f:
+            return [float(x) for x in f.read().split()[:3]]
+    except (OSError, ValueError):
+        return []
+
+
 def pooled_quantile(hist: dict[int, int], q: float) -> float | None:
     """The q-quantile (ms) of a merged histogram: the upper edge of its bucket."""
     total = sum(hist.values())
@@ -118,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         shift = rnd % len(specs)
         for spec in specs[shift:] + specs[:shift]:
             busy = guard.wait_quiet(time.monotonic() + args.quiet_wait)
+            load = loadavg()
             server = runner.ServerProcess(spec, server_cpus)
             try:
                 res = runner.run_loadgen(sc, server, timing, gen_cpus)
@@ -129,7 +139,14 @@ def main(argv: list[str] | None = None) -> int:
                     gcs = json.loads(line[len("GCSTATS ") :])
             res.pop("stderr", None)
             runs.append(
-                {"round": rnd, "server": spec.name, "result": res, "gc": gcs, "busy_before": busy}
+                {
+                    "round": rnd,
+                    "server": spec.name,
+                    "result": res,
+                    "gc": gcs,
+                    "busy_before": busy,
+                    "loadavg": load,
+                }
             )
             lat = res.get("lat_ms", {})
             log(
@@ -146,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                     if gcs
                     else ""
                 )
+                + (f"  load {load[0]:.2f}" if load else "")
             )
     summary = summarize(specs, runs, args.runs)
     print(table(summary))
@@ -158,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                 "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "machine": prepare.machine_facts(),
                 "rate": args.rate,
+                "loadavg_end": loadavg(),
                 "summary": summary,
                 "runs": runs,
             },
@@ -203,6 +222,10 @@ def summarize(specs: list[Any], runs: list[dict[str, Any]], rounds: int) -> dict
             "server_cpu": statistics.median(
                 r["result"]["server_cpu_s"] / r["result"]["window_s"] for r in mine
             ),
+            "load_1min": statistics.median(r["loadavg"][0] for r in mine if r.get("loadavg"))
+            if any(r.get("loadavg") for r in mine)
+            else None,
+            "load_1min_max": max((r["loadavg"][0] for r in mine if r.get("loadavg")), default=None),
             "cpu_wait": statistics.median(
                 max(r["result"].get("server_runq_wait_s", 0), 0) / r["result"]["window_s"]
                 for r in mine
@@ -229,11 +252,12 @@ def table(summary: dict[str, Any]) -> str:
     head = (
         f"{'server':<26} {'runs':>4} {'p50':>6} {'p99':>6} {'p99.9':>6} {'worst':>6} "
         f"{'pool99':>6} {'pool99.9':>8} {'pool99.99':>9} {'max':>6} {'p99/picows':>10} "
-        f"{'cpu':>5} {'wait':>5}"
+        f"{'cpu':>5} {'wait':>5} {'load':>9}"
     )
     lines = [
         "",
-        "rate-10k tail latency (ms; p50/p99/p99.9: median over runs; pool: all runs' messages)",
+        "rate-10k tail latency (ms; p50/p99/p99.9: median over runs; pool: all runs' messages;"
+        " load: the 1-minute load average before each run, median/max)",
         head,
     ]
     for name, e in summary.items():
@@ -242,7 +266,12 @@ def table(summary: dict[str, Any]) -> str:
             f"{name:<26} {e['runs']:>4} {e['median_p50']:6.3f} {e['median_p99']:6.3f} "
             f"{e['median_p999']:6.3f} {e['worst_p999']:6.2f} {e['pooled_p99']:6.3f} "
             f"{e['pooled_p999']:8.3f} {e['pooled_p9999']:9.3f} {e['max']:6.2f} {vs:>10} "
-            f"{e['server_cpu']:5.2f} {e['cpu_wait']:5.2f}"
+            f"{e['server_cpu']:5.2f} {e['cpu_wait']:5.2f} "
+            + (
+                f"{e['load_1min']:4.2f}/{e['load_1min_max']:4.2f}"
+                if e.get("load_1min") is not None
+                else f"{'-':>9}"
+            )
         )
     edges = (
         ["<0.1"] + [f"{a:g}-{b:g}" for a, b in itertools.pairwise(BINS_MS)] + [f">{BINS_MS[-1]:g}"]
