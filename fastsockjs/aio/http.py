@@ -27,6 +27,7 @@ from fastsockjs.protocol.http import (
     Request,
     TrustedProxies,
     error_response,
+    fold_header,
     head,
     log_access,
     request_target,
@@ -375,15 +376,9 @@ class HttpProtocol(asyncio.Protocol):
             self._reject = (431, "Request Header Fields Too Large")
             raise ValueError("header block too large")
         key = name.lower().decode("latin-1")
-        text = value.decode("latin-1")
-        headers = self._headers
         if key == "host":
             self._host_lines += 1
-        if key in headers:
-            # Repeated headers fold into one, as RFC 9110 allows for lists.
-            headers[key] = headers[key] + ", " + text
-        else:
-            headers[key] = text
+        fold_header(self._headers, key, value.decode("latin-1"))
 
     def on_headers_complete(self) -> None:
         length = self._headers.get("content-length")

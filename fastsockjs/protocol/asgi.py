@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import quote, unquote
 
-from fastsockjs.protocol.http import Request
+from fastsockjs.protocol.http import Request, fold_header
 from fastsockjs.protocol.routing import owns
 
 Scope = dict[str, Any]
@@ -96,12 +96,7 @@ def scope_headers(scope: Scope) -> dict[str, str]:
     repeated headers joined with ``", "``)."""
     out: dict[str, str] = {}
     for name, value in scope.get("headers") or ():
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        if key in out:
-            out[key] = out[key] + ", " + text
-        else:
-            out[key] = text
+        fold_header(out, name.decode("latin-1").lower(), value.decode("latin-1"))
     return out
 
 

@@ -241,6 +241,14 @@ def request_target(
     return target, None
 
 
+def fold_header(headers: dict[str, str], name: str, value: str) -> None:
+    """Add a header (``name`` lower-case) to ``headers``: a repeated one is
+    joined to the earlier with ", ", as RFC 9110 5.3 allows for lists. Both
+    hosts fold this way (and so does the compiled request parser)."""
+    old = headers.get(name)
+    headers[name] = value if old is None else old + ", " + value
+
+
 #: The response head (status line, headers, framing): the compiled kernel when built.
 head = heads.head
 
