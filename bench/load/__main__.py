@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m bench.load",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="another checkout (its extension built in place): its fastsockjs server "
+        "runs beside the others as 'baseline', for before/after ratios in the same rounds",
     )
     p.add_argument(
         "--quick",
@@ -114,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"bench.load: unknown server(s) {unknown}; choose from {SERVER_NAMES}")
     specs = [s for s in SERVERS if (s.name in wanted if wanted else s.default)]
+    if args.baseline is not None:
+        # The same fastsockjs server from another checkout, in the same rounds.
+        fast = next(s for s in SERVERS if s.name == "fastsockjs")
+        specs.append(replace(fast, name="baseline", source=args.baseline.resolve(),
+                             expect=None))
     skipped: dict[str, str] = {}
     if any(s.name == "sockjs-node" for s in specs):
         why = prepare.ensure_sockjs_node()

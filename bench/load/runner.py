@@ -75,14 +75,15 @@ class ServerProcess:
         self.cpus = cpus
         env = os.environ.copy()
         env.update(spec.env)
-        env["PYTHONPATH"] = str(REPO) + (
+        root = spec.source or REPO
+        env["PYTHONPATH"] = str(root) + (
             os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
         )
         self.errfile = tempfile.TemporaryFile()
         self.stderr_text = ""
         self.proc = subprocess.Popen(
             spec.argv + (extra_args or []),
-            cwd=REPO,
+            cwd=root,
             env=env,
             stdout=subprocess.PIPE,
             stderr=self.errfile,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench.load.prepare import NODE_DIR
@@ -21,6 +22,9 @@ class ServerSpec:
     expect: str | None = None  # implementation the READY line must report
     default: bool = True  # False: runs only when named with --server
     only: tuple[str, ...] = ()  # the scenarios it can run, when not all of them
+    # Another checkout to run the server from (its fastsockjs and bench.load), for
+    # before/after comparisons in the same rounds; None: this one.
+    source: Path | None = None
     tls: bool = False  # serves https/wss when given --ssl-certfile/--ssl-keyfile
 
 

@@ -59,6 +59,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=20.0,
         help="seconds to wait at most before a run for other processes to calm down",
     )
+    p.add_argument(
+        "--baseline", type=Path, default=None,
+        help="another checkout (its extension built in place) whose server runs in the "
+        "same rounds with the first --gc mode, for a before/after comparison",
+    )
     p.add_argument("--output", type=Path, default=BENCH / "results")
     return p.parse_args(argv)
 
@@ -111,6 +116,14 @@ def main(argv: list[str] | None = None) -> int:
         specs.append(
             replace(
                 fast, name=f"fastsockjs[gc={mode}]", argv=fast.argv + ["--gc", mode, "--gc-stats"]
+            )
+        )
+    if args.baseline is not None:
+        mode = specs[0].argv[-2] if specs else "default"
+        specs.append(
+            replace(
+                fast, name=f"baseline[gc={mode}]", source=args.baseline.resolve(),
+                argv=fast.argv + ["--gc", mode, "--gc-stats"],
             )
         )
     if not args.no_picows and not prepare.picows_missing():
