@@ -391,9 +391,6 @@ class _WebSocketBridge:
     def on_binary(self, data: bytes) -> None:
         self._deliver({"type": "websocket.receive", "bytes": data})
 
-    def on_read_end(self) -> None:
-        pass  # the ASGI app reads its inbox in its own task
-
     def on_closed(self) -> None:
         if self.state != "closed":
             self.state = "closed"

@@ -1,6 +1,6 @@
 """A WebSocket connection after the upgrade: feeds the codec, answers pings,
 runs the closing handshake, and calls its application
-(``on_open / on_text / on_binary / on_read_end / on_closed``)."""
+(``on_open / on_text / on_binary / on_closed``)."""
 
 from __future__ import annotations
 
@@ -189,8 +189,6 @@ class WebSocket:
                     self._write(self.codec.close(code, reason))
                 self._shutdown(linger=True)
                 return
-        if events:
-            app.on_read_end()
 
     def send_text(self, text: str) -> None:
         if not self.close_sent:

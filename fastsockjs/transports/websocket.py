@@ -55,14 +55,6 @@ class WebSocketReceiver:
         # SockJS frames are JSON text; binary can only be a broken client.
         self.fail(*BROKEN_FRAMING)
 
-    def on_read_end(self) -> None:
-        """Every message of one read has been handled: what the handlers wrote
-        back leaves now, in one frame, rather than when the loop turn ends
-        (after every other socket that was ready has been read too)."""
-        session = self.session
-        if session is not None and session.outbox:
-            session.flush()
-
     def on_closed(self) -> None:
         """The socket closed (either side, or the network)."""
         # Let go of the socket at once: the session may outlive it.
@@ -200,9 +192,6 @@ class RawSession(Drainable):
 
     def on_binary(self, data: bytes) -> None:
         self.close(CLOSE_UNSUPPORTED, "Text messages only.")
-
-    def on_read_end(self) -> None:
-        pass  # raw messages are written as they are sent
 
     def on_closed(self) -> None:
         if self.state is ReadyState.CLOSED:

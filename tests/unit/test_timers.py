@@ -231,7 +231,6 @@ def keepalive(now: float, interval: float, timeout: float) -> tuple[WebSocket, A
     )
     app = SimpleNamespace(closed=0)
     app.on_closed = lambda: setattr(app, "closed", app.closed + 1)
-    app.on_read_end = lambda: None
     ws = WebSocket(proto, clock.queue, wsproto.Codec(1 << 20), app, (interval, timeout))  # type: ignore[arg-type]
     return ws, SimpleNamespace(clock=clock, sent=sent, proto=proto, app=app,
                                buffered=buffered, aborted=aborted)

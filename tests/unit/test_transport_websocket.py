@@ -173,21 +173,6 @@ def test_what_one_turn_wrote_leaves_as_one_frame() -> None:
     assert ws.sent[1:] == ['a["x","y"]']
 
 
-def test_replies_to_one_read_leave_when_the_read_is_handled_not_at_the_end_of_the_turn() -> None:
-    m = Mounted()
-    app, ws = opened(m)
-    conn = m.conns[0]
-    conn.on("data", lambda msg: conn.write("re:" + msg))
-    app.on_text('["a"]')  # two messages of one read ...
-    app.on_text('["b"]')
-    assert ws.sent[1:] == []
-    app.on_read_end()  # ... answered in one frame as soon as the read is done
-    assert ws.sent[1:] == ['a["re:a","re:b"]']
-    m.clock.end_turn()  # the turn's flush finds nothing left
-    app.on_read_end()
-    assert ws.sent[1:] == ['a["re:a","re:b"]']
-
-
 def test_heartbeats_on_the_clock() -> None:
     m = Mounted(heartbeat_delay=7)
     _app, ws = opened(m)
