@@ -20,6 +20,7 @@ from fastsockjs.transports.base import (
 from fastsockjs.transports.htmlfile import callback_param
 
 _CALL_END = b");\r\n"
+_FORM = "application/x-www-form-urlencoded"
 
 
 class JsonpReceiver(StreamReceiver):
@@ -50,8 +51,9 @@ def jsonp(endpoint: Endpoint, request: Request, exchange: Exchange, route: Route
 
 def jsonp_send(endpoint: Endpoint, request: Request, exchange: Exchange, route: Route) -> None:
     text = body_text(endpoint, request)
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype == "application/x-www-form-urlencoded":
+    ctype = request.headers.get("content-type", "")
+    # (A browser's form post names the type exactly: no normalising needed.)
+    if ctype == _FORM or ctype.split(";")[0].strip().lower() == _FORM:
         if text[:2] == "d=" and "&" not in text:
             # sockjs-client's form: the one field d (what parse_qs would find).
             text = unquote_plus(text[2:])
