@@ -80,7 +80,21 @@ STREAMS: dict[str, tuple[Callable[..., None], str, str]] = {
 }
 
 
-def stream_us_per_message(name: str, seconds: float) -> float:
+def _until(seconds: float, iterations: int | None) -> Callable[[], bool]:
+    """Whether to go on: for ``seconds``, or exactly ``iterations`` times."""
+    if iterations is not None:
+        left = [iterations]
+
+        def counting() -> bool:
+            left[0] -= 1
+            return left[0] >= 0
+
+        return counting
+    deadline = time.perf_counter() + seconds
+    return lambda: time.perf_counter() < deadline
+
+
+def stream_us_per_message(name: str, seconds: float, iterations: int | None = None) -> float:
     handler, method, what = STREAMS[name]
     b = _Bench()
     kind = what.partition("?")[0]
@@ -89,8 +103,8 @@ def stream_us_per_message(name: str, seconds: float) -> float:
     sends = [_send_request(False, _messages(BATCH, i)) for i in range(64)]
     done = 0
     cpu = 0
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
+    go_on = _until(seconds, iterations)
+    while go_on():
         t0 = time.process_time_ns()
         for request in sends:
             b.run(xhr.xhr_send, request, send_route)
@@ -107,7 +121,7 @@ POLLS: dict[str, tuple[Callable[..., None], str, Callable[..., None], bool]] = {
 }
 
 
-def poll_us_per_request(name: str, seconds: float) -> float:
+def poll_us_per_request(name: str, seconds: float, iterations: int | None = None) -> float:
     poller, what, sender, form = POLLS[name]
     method, _, target = what.partition(" ")
     kind = target.partition("?")[0]
@@ -119,8 +133,8 @@ def poll_us_per_request(name: str, seconds: float) -> float:
     sends = [_send_request(form, _messages(1, i)) for i in range(64)]
     cycles = 0
     cpu = 0
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
+    go_on = _until(seconds, iterations)
+    while go_on():
         t0 = time.process_time_ns()
         for poll, send in zip(polls, sends, strict=True):
             held = b.run(poller, poll, poll_route)
@@ -140,8 +154,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=0.5, help="per scenario per round")
+    parser.add_argument(
+        "--only", help="one scenario, run --iterations times (64 sends or poll cycles each) "
+        "and nothing else: for instruction counts, e.g. under valgrind --tool=callgrind")
+    parser.add_argument("--iterations", type=int, default=100)
     args = parser.parse_args(argv)
     names = [*STREAMS, *POLLS]
+    if args.only:
+        if args.only in STREAMS:
+            stream_us_per_message(args.only, 0, args.iterations)
+        else:
+            poll_us_per_request(args.only, 0, args.iterations)
+        return
     per: dict[str, list[float]] = {n: [] for n in names}
     ratios: dict[str, list[float]] = {n: [] for n in SIBLING}
     for r in range(args.rounds):
