@@ -178,6 +178,42 @@ def test_build_frame_masked(benchmark: Any, impl: ModuleType) -> None:
     assert result == reference.build_frame(0x1, payload, True, MASK)
 
 
+# -- the HTTP transports' frames -------------------------------------------------------------
+
+# What a session hands its receiver: an "a[...]" frame of 1 or 16 quoted 32 B messages.
+HTTP_FRAMES = {
+    "1x32B": "a[" + reference.quote(_MSG32) + "]",
+    "16x32B": reference.encode_messages([f"{i:08x}" + _MSG32[8:] for i in range(16)]),
+    "16 mixed": reference.encode_messages(
+        [QUOTE_CASES["unicode-mixed-1k"][:64], _MSG32, 'say "hi" </script>\n%'] * 5 + [_MSG32]
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HTTP_FRAMES))
+def test_wrap_js_string(benchmark: Any, impl: ModuleType, case: str) -> None:
+    frame = HTTP_FRAMES[case]
+    benchmark.group = f"wrap_js_string[{case}]"  # an htmlfile <script> block
+    result = benchmark(impl.wrap_js_string, b"<script>\np(", frame, b");\n</script>\r\n")
+    assert result == reference.wrap_js_string(b"<script>\np(", frame, b");\n</script>\r\n")
+
+
+@pytest.mark.parametrize("case", list(HTTP_FRAMES))
+def test_event_stream_data(benchmark: Any, impl: ModuleType, case: str) -> None:
+    frame = HTTP_FRAMES[case]
+    benchmark.group = f"event_stream_data[{case}]"
+    result = benchmark(impl.event_stream_data, frame)
+    assert result == reference.event_stream_data(frame)
+
+
+def test_unquote_plus(benchmark: Any, impl: ModuleType) -> None:
+    # The d field of a jsonp_send form as a browser encodes one 32 B message.
+    field = "%5B%22" + _MSG32.replace("-", "%2D") + "%22%5D"
+    benchmark.group = "unquote_plus[jsonp_send d=]"
+    result = benchmark(impl.unquote_plus, field)
+    assert result == '["' + _MSG32 + '"]'
+
+
 # -- session registry -----------------------------------------------------------------------
 
 N_SESSIONS = 10_000

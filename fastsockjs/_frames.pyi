@@ -12,6 +12,9 @@ __all__ = [
     "encode_messages",
     "parse_frames",
     "quote",
+    "unquote_plus",
+    "wrap_js_string",
+    "event_stream_data",
 ]
 
 IMPLEMENTATION: Final[str]
@@ -31,3 +34,6 @@ def parse_frames(
 def build_frame(
     opcode: int, payload: bytes, fin: bool = True, mask: bytes | None = None, rsv1: bool = False
 ) -> bytes: ...
+def wrap_js_string(prefix: bytes, text: str, suffix: bytes) -> bytes: ...
+def event_stream_data(text: str) -> bytes: ...
+def unquote_plus(text: str) -> str: ...

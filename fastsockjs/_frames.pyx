@@ -12,6 +12,9 @@ Kernels:
   straight into a preallocated ``str`` of the exact final size and kind.
 * Decoding of what a client sends in one WebSocket message.
 * RFC 6455 frame parsing, building and (un)masking, 8 bytes at a time.
+* The bodies of the HTTP transports that wrap each frame (a JS string literal,
+  an event-stream event), written from the frame's UTF-8 in one pass, and the
+  form decoding of ``jsonp_send``.
 """
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
@@ -20,7 +23,7 @@ from cpython.list cimport PyList_Append
 from cpython.object cimport Py_TYPE
 from cpython.ref cimport PyObject
 from cpython.sequence cimport PySequence_Fast_GET_SIZE, PySequence_Fast_ITEMS
-from cpython.unicode cimport PyUnicode_Check
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_Check, PyUnicode_DecodeUTF8
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
@@ -32,6 +35,9 @@ __all__ = [
     "apply_mask",
     "parse_frames",
     "build_frame",
+    "wrap_js_string",
+    "event_stream_data",
+    "unquote_plus",
     "IMPLEMENTATION",
 ]
 
@@ -628,3 +634,185 @@ def build_frame(opcode, payload, fin=True, mask=None, rsv1=False):
             PyBuffer_Release(&mv)
     finally:
         PyBuffer_Release(&pv)
+
+
+# --------------------------------------------------------------------------
+# HTTP transport bodies: wrap_js_string, event_stream_data, unquote_plus
+# --------------------------------------------------------------------------
+#
+# Both escapings only ever touch ASCII, and in UTF-8 every byte of a non-ASCII
+# character is >= 0x80: so they work on the frame's UTF-8 bytes (for an ASCII
+# str, its own buffer: no copy), and the result is the bytes the twin encodes.
+
+cdef const char* _HEX_UPPER = b"0123456789ABCDEF"
+
+# Extra output bytes of each byte in a JS string literal (0, 1 or 5):
+# json.dumps's escapes (controls, '"', '\\'), and '<' as \u003c.
+cdef uint8_t _JS_EXTRA[256]
+# 1 for the bytes an event's data escapes: '%', CR, LF, NUL.
+cdef uint8_t _EVENT_ESCAPED[256]
+# The value of a hex digit, -1 for any other byte.
+cdef signed char _HEX_VALUE[256]
+
+
+cdef void _init_http_tables() noexcept:
+    cdef int c
+    for c in range(256):
+        _JS_EXTRA[c] = _ASCII_EXTRA[c] if c < 128 else 0
+        _EVENT_ESCAPED[c] = 0
+        _HEX_VALUE[c] = -1
+    _JS_EXTRA[0x3C] = 5
+    for c in (0x25, 0x0D, 0x0A, 0x00):
+        _EVENT_ESCAPED[c] = 1
+    for c in range(10):
+        _HEX_VALUE[0x30 + c] = <signed char>c
+    for c in range(6):
+        _HEX_VALUE[0x41 + c] = <signed char>(10 + c)
+        _HEX_VALUE[0x61 + c] = <signed char>(10 + c)
+
+
+_init_http_tables()
+
+
+cdef inline bint _js_escape_in8(uint64_t x) noexcept nogil:
+    """Whether any of the 8 bytes of ``x`` is < 0x20, '"', '\\' or '<'."""
+    cdef uint64_t lt = x ^ (_ONES * 0x3C)
+    return _escape_in8(x) or (((lt - _ONES) & ~lt & _HIGHS) != 0)
+
+
+cdef inline bint _event_escape_in8(uint64_t x) noexcept nogil:
+    """Whether any of the 8 bytes of ``x`` may be '%', CR, LF or NUL (any byte
+    < 0x0E counts: the caller checks each byte then)."""
+    cdef uint64_t pc = x ^ (_ONES * 0x25)
+    return ((((x - _ONES * 0x0E) & ~x) | ((pc - _ONES) & ~pc)) & _HIGHS) != 0
+
+
+def wrap_js_string(bytes prefix not None, text, bytes suffix not None):
+    """``prefix``, ``text`` as a JS string literal in UTF-8, ``suffix``."""
+    cdef Py_ssize_t n, i = 0, k, j, run, extra = 0
+    cdef const uint8_t* p = <const uint8_t*>PyUnicode_AsUTF8AndSize(text, &n)
+    cdef Py_ssize_t np = len(prefix), ns = len(suffix)
+    cdef uint8_t c
+    cdef char e
+    cdef uint8_t* o
+    while n - i >= 8:
+        if _js_escape_in8(_load8(p + i)):
+            for k in range(i, i + 8):
+                extra += _JS_EXTRA[p[k]]
+        i += 8
+    while i < n:
+        extra += _JS_EXTRA[p[i]]
+        i += 1
+    out = PyBytes_FromStringAndSize(NULL, np + n + extra + 2 + ns)
+    o = <uint8_t*>PyBytes_AS_STRING(out)
+    memcpy(o, PyBytes_AS_STRING(prefix), <size_t>np)
+    j = np
+    o[j] = 0x22
+    j += 1
+    if extra == 0:
+        memcpy(o + j, p, <size_t>n)
+        j += n
+    else:
+        i = 0
+        while i < n:
+            run = i
+            while n - run >= 8 and not _js_escape_in8(_load8(p + run)):
+                run += 8
+            while run < n and _JS_EXTRA[p[run]] == 0:
+                run += 1
+            memcpy(o + j, p + i, <size_t>(run - i))
+            j += run - i
+            if run == n:
+                break
+            c = p[run]  # ASCII: only ASCII bytes are escaped
+            e = _ASCII_SHORT[c]
+            if e:
+                o[j] = 0x5C
+                o[j + 1] = <uint8_t>e
+                j += 2
+            else:
+                j = _put_u(o, j, c)
+            i = run + 1
+    o[j] = 0x22
+    memcpy(o + j + 1, PyBytes_AS_STRING(suffix), <size_t>ns)
+    return out
+
+
+def event_stream_data(text):
+    """``text`` as one ``data:`` event of a text/event-stream, in UTF-8, with
+    ``%``, CR, LF and NUL percent-escaped."""
+    cdef Py_ssize_t n, i = 0, k, j, run, count = 0
+    cdef const uint8_t* p = <const uint8_t*>PyUnicode_AsUTF8AndSize(text, &n)
+    cdef uint8_t c
+    cdef uint8_t* o
+    while n - i >= 8:
+        if _event_escape_in8(_load8(p + i)):
+            for k in range(i, i + 8):
+                count += _EVENT_ESCAPED[p[k]]
+        i += 8
+    while i < n:
+        count += _EVENT_ESCAPED[p[i]]
+        i += 1
+    out = PyBytes_FromStringAndSize(NULL, 6 + n + 2 * count + 4)
+    o = <uint8_t*>PyBytes_AS_STRING(out)
+    memcpy(o, b"data: ", 6)
+    j = 6
+    if count == 0:
+        memcpy(o + j, p, <size_t>n)
+        j += n
+    else:
+        i = 0
+        while i < n:
+            run = i
+            while n - run >= 8 and not _event_escape_in8(_load8(p + run)):
+                run += 8
+            while run < n and not _EVENT_ESCAPED[p[run]]:
+                run += 1
+            memcpy(o + j, p + i, <size_t>(run - i))
+            j += run - i
+            if run == n:
+                break
+            c = p[run]
+            o[j] = 0x25
+            o[j + 1] = _HEX_UPPER[c >> 4]
+            o[j + 2] = _HEX_UPPER[c & 0xF]
+            j += 3
+            i = run + 1
+    memcpy(o + j, b"\r\n\r\n", 4)
+    return out
+
+
+from fastsockjs._frames_py import unquote_plus as _twin_unquote_plus
+
+
+def unquote_plus(text):
+    """``urllib.parse.unquote_plus(text)``: '+' is a space, ``%XX`` a byte, the
+    bytes UTF-8 (an invalid sequence becomes U+FFFD), a '%' without two hex
+    digits stays."""
+    cdef Py_ssize_t n, i = 0, j = 0
+    cdef const uint8_t* p
+    cdef uint8_t* o
+    cdef uint8_t c
+    cdef signed char hi, lo
+    # Only an ASCII str decodes as one run of bytes (urllib keeps the
+    # non-ASCII characters between its runs as they are): the rest, the twin.
+    if type(text) is not str or not fsj_unicode_is_ascii(text):
+        return _twin_unquote_plus(text)
+    n = fsj_unicode_len(text)
+    p = <const uint8_t*>fsj_unicode_data(text)
+    buf = PyBytes_FromStringAndSize(NULL, n)
+    o = <uint8_t*>PyBytes_AS_STRING(buf)
+    while i < n:
+        c = p[i]
+        if c == 0x2B:  # '+'
+            c = 0x20
+        elif c == 0x25 and n - i >= 3:  # '%'
+            hi = _HEX_VALUE[p[i + 1]]
+            lo = _HEX_VALUE[p[i + 2]]
+            if hi >= 0 and lo >= 0:
+                c = <uint8_t>((hi << 4) | lo)
+                i += 2
+        o[j] = c
+        j += 1
+        i += 1
+    return PyUnicode_DecodeUTF8(<char*>o, j, "replace")

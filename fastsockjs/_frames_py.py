@@ -11,6 +11,9 @@ Kernels:
   ``quote()``) and frame assembly (``a[...]``, ``c[code,"reason"]``).
 * Decoding of what a client sends in one WebSocket message.
 * RFC 6455 frame parsing, building and (un)masking.
+* The bodies of the HTTP transports that wrap each frame: a JS string literal
+  (``htmlfile``, ``jsonp``), an event-stream event (``eventsource``), and the
+  ``application/x-www-form-urlencoded`` decoding of ``jsonp_send``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import re
 from collections.abc import Sequence
 from json.encoder import encode_basestring as _encode_basestring
 from typing import Any
+from urllib.parse import unquote_plus as _unquote_plus
 
 __all__ = [
     "quote",
@@ -29,6 +33,9 @@ __all__ = [
     "apply_mask",
     "parse_frames",
     "build_frame",
+    "wrap_js_string",
+    "event_stream_data",
+    "unquote_plus",
     "IMPLEMENTATION",
 ]
 
@@ -212,3 +219,39 @@ def build_frame(
     if mask is not None:
         return head + mask + apply_mask(payload, mask)
     return head + payload
+
+
+def wrap_js_string(prefix: bytes, text: str, suffix: bytes) -> bytes:
+    """``prefix``, ``text`` as a JS string literal in UTF-8, ``suffix``.
+
+    The literal is JSON's (``json.dumps(text, ensure_ascii=False)``) with every
+    ``<`` written ``\\u003c``, so ``</script>`` can never end an HTML script
+    block; other non-ASCII is kept as is. A lone surrogate cannot be UTF-8:
+    ``UnicodeEncodeError``.
+    """
+    return prefix + _encode_basestring(text).replace("<", "\\u003c").encode("utf-8") + suffix
+
+
+def event_stream_data(text: str) -> bytes:
+    """``text`` as one ``data:`` event of a text/event-stream, in UTF-8, with
+    ``%``, CR, LF and NUL percent-escaped (sockjs-client runs decodeURI on every
+    event; CR, LF and NUL would break the event framing). A lone surrogate:
+    ``UnicodeEncodeError``."""
+    # (A search per character is far cheaper than str.translate with a dict,
+    # and '%' goes first, since the other escapes bring one.)
+    if "%" in text:
+        text = text.replace("%", "%25")
+    if "\r" in text:
+        text = text.replace("\r", "%0D")
+    if "\n" in text:
+        text = text.replace("\n", "%0A")
+    if "\x00" in text:
+        text = text.replace("\x00", "%00")
+    return ("data: " + text + "\r\n\r\n").encode("utf-8")
+
+
+def unquote_plus(text: str) -> str:
+    """``urllib.parse.unquote_plus(text)``: '+' is a space, ``%XX`` a byte, the
+    bytes UTF-8 (an invalid sequence becomes U+FFFD), a '%' without two hex
+    digits stays."""
+    return _unquote_plus(text)

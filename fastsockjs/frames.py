@@ -26,6 +26,9 @@ parse_frames: Callable[..., tuple[list[tuple[bool, int, bytes]], int, tuple[int,
     impl.parse_frames
 )
 build_frame: Callable[..., bytes] = impl.build_frame
+wrap_js_string: Callable[[bytes, str, bytes], bytes] = impl.wrap_js_string
+event_stream_data: Callable[[str], bytes] = impl.event_stream_data
+unquote_plus: Callable[[str], str] = impl.unquote_plus
 
 OPEN_FRAME = "o"
 

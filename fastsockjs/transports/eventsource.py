@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fastsockjs.frames import event_stream_data
 from fastsockjs.protocol.http import Headers, Request
 from fastsockjs.protocol.routing import Route
 from fastsockjs.transports.base import (
@@ -12,17 +13,15 @@ from fastsockjs.transports.base import (
     open_session,
 )
 
-# sockjs-client runs decodeURI on every event, so '%' must be escaped too;
-# CR, LF and NUL would break the event framing.
-_ESCAPES = str.maketrans({"%": "%25", "\r": "%0D", "\n": "%0A", "\x00": "%00"})
-
 
 class EventSourceReceiver(StreamReceiver):
     __slots__ = ()
     protocol = "eventsource"
 
     def encode(self, frame: str) -> bytes:
-        return ("data: " + frame.translate(_ESCAPES) + "\r\n\r\n").encode("utf-8")
+        # '%', CR, LF and NUL percent-escaped: sockjs-client runs decodeURI on
+        # every event, and CR, LF and NUL would break the event framing.
+        return event_stream_data(frame)
 
 
 def eventsource(endpoint: Endpoint, request: Request, exchange: Exchange, route: Route) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import re
 
+from fastsockjs.frames import wrap_js_string
 from fastsockjs.protocol.http import TEXT_HTML, Headers, HttpError, Request
 from fastsockjs.protocol.routing import Route
 from fastsockjs.transports.base import (
@@ -39,6 +39,11 @@ def prelude(callback: str) -> bytes:
 
 def callback_param(request: Request) -> str:
     """The validated ``c`` (or ``callback``) parameter; 500 otherwise."""
+    query = request.query
+    # What sockjs-client sends, a valid ``c=<name>`` alone, is its own value
+    # (the name has nothing to decode): no query parsing.
+    if query[:2] == "c=" and CALLBACK_RE.fullmatch(query, 2):
+        return query[2:]
     callback = request.param("c")
     if callback is None:
         callback = request.param("callback")
@@ -49,9 +54,8 @@ def callback_param(request: Request) -> str:
     return callback
 
 
-def js_string(frame: str) -> str:
-    """A JS string literal; ``<`` escaped so ``</script>`` can never end the block."""
-    return json.dumps(frame, ensure_ascii=False).replace("<", "\\u003c")
+_SCRIPT_OPEN = b"<script>\np("
+_SCRIPT_CLOSE = b");\n</script>\r\n"
 
 
 class HtmlFileReceiver(StreamReceiver):
@@ -59,7 +63,9 @@ class HtmlFileReceiver(StreamReceiver):
     protocol = "htmlfile"
 
     def encode(self, frame: str) -> bytes:
-        return ("<script>\np(" + js_string(frame) + ");\n</script>\r\n").encode("utf-8")
+        # The frame as a JS string literal, '<' escaped so that "</script>"
+        # can never end the block.
+        return wrap_js_string(_SCRIPT_OPEN, frame, _SCRIPT_CLOSE)
 
 
 def htmlfile(endpoint: Endpoint, request: Request, exchange: Exchange, route: Route) -> None:

@@ -188,6 +188,85 @@ def test_close_frame_compiled_equals_twin(code: int, reason: str) -> None:
 
 
 # ---------------------------------------------------------------------------
+# wrap_js_string / event_stream_data / unquote_plus (the HTTP transports)
+# ---------------------------------------------------------------------------
+
+# Characters the HTTP escapings turn on, frequent.
+http_char = st.sampled_from(list('"\\<>/%+&=\x00\x01\x1f\r\n\t\x7f') + ["\u2028", "\u00e9", "\U0001f600"])
+http_texts = st.one_of(texts, st.text(st.one_of(http_char, st.characters(max_codepoint=0x7F))))
+# Frames as sessions write them: quoted messages in an array (quote() escapes
+# surrogates, so these always encode).
+quoted_frames = st.lists(texts, max_size=6).map(_frames_py.encode_messages)
+
+
+def http_outcome(fn: Any, *args: Any) -> Any:
+    """What ``fn(*args)`` returns, or the type of what it raises."""
+    try:
+        return fn(*args)
+    except Exception as exc:  # the types must match, not the messages
+        return type(exc)
+
+
+def old_js_string_bytes(text: str) -> bytes:
+    return json.dumps(text, ensure_ascii=False).replace("<", "\\u003c").encode("utf-8")
+
+
+_OLD_EVENT = str.maketrans({"%": "%25", "\r": "%0D", "\n": "%0A", "\x00": "%00"})
+
+
+@IMPLS
+@bounded
+@given(text=st.one_of(http_texts, quoted_frames), prefix=st.binary(max_size=12))
+def test_wrap_js_string_oracle(name: str, text: str, prefix: bytes) -> None:
+    expected = http_outcome(lambda: prefix + old_js_string_bytes(text) + b");")
+    assert http_outcome(impl(name).wrap_js_string, prefix, text, b");") == expected
+
+
+@needs_compiled
+@bounded
+@given(text=st.one_of(http_texts, quoted_frames), prefix=st.binary(max_size=12),
+       suffix=st.binary(max_size=12))
+def test_wrap_js_string_compiled_equals_twin(text: str, prefix: bytes, suffix: bytes) -> None:
+    assert http_outcome(require_compiled().wrap_js_string, prefix, text, suffix) == http_outcome(
+        _frames_py.wrap_js_string, prefix, text, suffix
+    )
+
+
+@IMPLS
+@bounded
+@given(text=st.one_of(http_texts, quoted_frames))
+def test_event_stream_data_oracle(name: str, text: str) -> None:
+    expected = http_outcome(lambda: ("data: " + text.translate(_OLD_EVENT) + "\r\n\r\n").encode())
+    assert http_outcome(impl(name).event_stream_data, text) == expected
+
+
+@needs_compiled
+@bounded
+@given(text=st.one_of(http_texts, quoted_frames))
+def test_event_stream_data_compiled_equals_twin(text: str) -> None:
+    assert http_outcome(require_compiled().event_stream_data, text) == http_outcome(
+        _frames_py.event_stream_data, text
+    )
+
+
+form_texts = st.one_of(
+    http_texts,
+    st.text(st.sampled_from("%+0123456789abcdefABCDEFgG&=d")),
+    st.binary(max_size=40).map(lambda b: "".join("%%%02x" % c for c in b)),
+)
+
+
+@needs_compiled
+@bounded
+@given(text=form_texts)
+def test_unquote_plus_compiled_equals_twin(text: str) -> None:
+    from urllib.parse import unquote_plus
+
+    out = require_compiled().unquote_plus(text)
+    assert out == _frames_py.unquote_plus(text) == unquote_plus(text)
+
+
+# ---------------------------------------------------------------------------
 # decode_ws_message
 # ---------------------------------------------------------------------------
 

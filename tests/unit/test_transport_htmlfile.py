@@ -7,7 +7,7 @@ import pytest
 
 from fastsockjs.protocol.http import NO_CACHE, TEXT_HTML, HttpError
 from fastsockjs.protocol.routing import Route
-from fastsockjs.transports.htmlfile import htmlfile, js_string, prelude
+from fastsockjs.transports.htmlfile import HtmlFileReceiver, htmlfile, prelude
 from tests.unit.fakes import FakeExchange, Mounted
 
 ROUTE = Route("htmlfile", "000", "s1")
@@ -48,7 +48,9 @@ def test_frames_are_js_strings_that_cannot_end_the_script_block() -> None:
     assert s.streamed[-1] == (
         b'<script>\np("a[\\"\\u003c/script>\\u003cb>\\\\u2028\\"]");\n</script>\r\n'
     )
-    assert js_string("<") == '"\\u003c"'
+    assert HtmlFileReceiver(FakeExchange(), 1000).encode("<") == (
+        b'<script>\np("\\u003c");\n</script>\r\n'
+    )
 
 
 @pytest.mark.parametrize(("query", "message"), [
