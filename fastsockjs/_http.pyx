@@ -13,6 +13,9 @@ once into the bytes object (latin-1 text is one byte per character already).
 
 from http import HTTPStatus
 
+# Anything but (str, str) pairs of latin-1 text is the twin's to build (or refuse).
+from fastsockjs import _http_py as _twin
+
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
@@ -268,11 +271,13 @@ def head(int status, headers, *, str version="1.1", content_length=None,
     for i in range(n):
         item = items[i]
         if type(item) is not tuple or PyTuple_GET_SIZE(item) != 2:
-            return _head_slowly(line, items, version, content_length, chunked, keep_alive)
+            return _twin.head(status, items, version=version, content_length=content_length,
+                              chunked=chunked, keep_alive=keep_alive)
         k = <object>PyTuple_GET_ITEM(item, 0)
         v = <object>PyTuple_GET_ITEM(item, 1)
         if not (_latin1(k) and _latin1(v)):
-            return _head_slowly(line, items, version, content_length, chunked, keep_alive)
+            return _twin.head(status, items, version=version, content_length=content_length,
+                              chunked=chunked, keep_alive=keep_alive)
         total += PyUnicode_GET_LENGTH(k) + PyUnicode_GET_LENGTH(v) + 4
     if content_length is not None:
         length = b"Content-Length: %d\r\n" % content_length
@@ -306,21 +311,3 @@ def head(int status, headers, *, str version="1.1", content_length=None,
     w[0] = 13
     w[1] = 10
     return out
-
-
-cdef bytes _head_slowly(bytes line, list items, str version, object content_length,
-                        bint chunked, bint keep_alive):
-    # Anything but (str, str) pairs of latin-1 text: the twin's way, with its errors.
-    parts = [line.decode("latin-1")]
-    for k, v in items:
-        parts.append(k + ": " + v + "\r\n")
-    if content_length is not None:
-        parts.append("Content-Length: %d\r\n" % content_length)
-    elif chunked:
-        parts.append("Transfer-Encoding: chunked\r\n")
-    if not keep_alive:
-        parts.append("Connection: close\r\n")
-    elif version == "1.0":
-        parts.append("Connection: keep-alive\r\n")
-    parts.append("\r\n")
-    return "".join(parts).encode("latin-1")
