@@ -65,7 +65,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastsockjs.broker.base import Broker, Health, _running_loop
-from fastsockjs.broker.watch import AnswerWatch, LoopLag, running
+from fastsockjs.broker.bounded import Bounded, tick
+from fastsockjs.broker.watch import AnswerWatch, LoopLag
 
 _ORIGIN_RE = re.compile(rb"[0-9a-f]{32}")
 _SEP = b":"
@@ -183,15 +184,14 @@ class RedisBroker(Broker):
         self._watch: AnswerWatch | None = None
         self._last_error = ""
         self._failures = 0
-        # Tasks a teardown gave up on, referenced until they end.
-        self._stragglers: set[asyncio.Future[Any]] = set()
+        # Bounded waits and teardowns (and the tasks they gave up on).
+        self._bounded = Bounded(self.log)
         # Counters (status()).
         self.forwarded = 0
         self.received = 0
         self.skipped_own = 0
         self.dropped = 0
         self.connects = 0
-        self.abandoned = 0
 
     # -- names ---------------------------------------------------------------------
     def _key(self, channel: str) -> bytes:
@@ -293,8 +293,8 @@ class RedisBroker(Broker):
         self._changed = asyncio.Event()
         self._up = asyncio.Event()
         # Ticks often enough that a stall is measured to a small part of the timeout.
-        self._lag = LoopLag(min(0.25, self.answer_timeout / 8), loop.time())
-        self._ticker = loop.create_task(self._tick(self._lag))
+        self._lag = self._bounded.lag = LoopLag(min(0.25, self.answer_timeout / 8), loop.time())
+        self._ticker = loop.create_task(tick(self._lag, self.log))
         self._task = loop.create_task(self._supervise())
 
     async def start(self) -> None:
@@ -332,13 +332,10 @@ class RedisBroker(Broker):
         # The link's own teardown is bounded by CLEANUP_GRACE per step.
         await self._settle(tasks, 3 * self.cleanup_grace + 1.0, "the broker's tasks")
 
-    async def _tick(self, lag: LoopLag) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(lag.due(loop.time()))
-            stall = lag.tick(loop.time())
-            if stall >= 1.0:
-                self.log.warning("the event loop was stalled for %.1f s", stall)
+    @property
+    def abandoned(self) -> int:
+        """Redis calls and link tasks given up on (they ignored their cancellation)."""
+        return self._bounded.abandoned
 
     @property
     def connected(self) -> bool:
@@ -473,56 +470,13 @@ class RedisBroker(Broker):
         return Redis.from_url(self.url, **kwargs)
 
     async def _within(self, aw: Awaitable[Any], what: str, timeout: float | None = None) -> Any:
-        """Await ``aw`` (in a task of its own) for at most ``timeout`` seconds of this
-        process's running time (default ``answer_timeout``); TimeoutError after that.
-
-        Cancelling the caller ends the wait at once, whatever ``aw`` does with its
-        own cancellation (redis-py may absorb one; it is then abandoned, bounded)."""
+        """Await a Redis call for at most ``timeout`` (default ``answer_timeout``)
+        seconds of this process's running time (see :class:`Bounded`)."""
         limit = self.answer_timeout if timeout is None else timeout
-        lag = self._lag
-        assert lag is not None
-        loop = asyncio.get_running_loop()
-        task = asyncio.ensure_future(aw)
-        started = loop.time()
-        try:
-            while True:
-                left = limit - running(started, loop.time(), lag)
-                if left <= 0:
-                    raise TimeoutError(f"no answer from Redis to {what} within {limit:g} s")
-                done, _ = await asyncio.wait({task}, timeout=left)
-                if done:
-                    return task.result()
-        finally:
-            if not task.done():
-                task.cancel()
-                await self._settle([task], self.cleanup_grace, what)
+        return await self._bounded.within(aw, what, limit, self.cleanup_grace)
 
     async def _settle(self, tasks: Iterable[asyncio.Future[Any]], grace: float, what: str) -> None:
-        """Wait up to ``grace`` seconds for cancelled ``tasks`` to end; abandon (and
-        log) those that do not. Never waits longer, even if cancelled meanwhile."""
-        pending = {t for t in tasks if not t.done()}
-        if pending:
-            try:
-                _, pending = await asyncio.wait(pending, timeout=grace)
-            finally:
-                for task in pending:
-                    if task.done():
-                        continue
-                    self.abandoned += 1
-                    self.log.warning(
-                        "%s did not stop within %.1f s of being cancelled; abandoned",
-                        what, grace,
-                    )
-                    self._stragglers.add(task)
-                    task.add_done_callback(self._straggler_done)
-        for task in tasks:
-            if task.done() and not task.cancelled():
-                task.exception()  # retrieved: the link's error was already reported
-
-    def _straggler_done(self, task: asyncio.Future[Any]) -> None:
-        self._stragglers.discard(task)
-        if not task.cancelled():
-            task.exception()
+        await self._bounded.settle(tasks, grace, what)
 
     async def _link(self) -> None:
         """One link's life (a publishing and a subscribed connection); raises

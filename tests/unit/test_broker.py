@@ -375,57 +375,59 @@ async def _absorbing(release: asyncio.Event, cancels: list[int]) -> str:
             cancels.append(1)
 
 
-@needs_redis_py
 def test_a_cancelled_wait_ends_even_if_the_operation_absorbs_the_cancel(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The reported hang: a task cancelled inside redis-py's pipe.execute() went on
-    waiting, and the link's teardown waited for it forever. _within() stops waiting
-    when cancelled; the stubborn operation is abandoned after cleanup_grace."""
-    from fastsockjs.broker.redis_pubsub import RedisBroker
+    waiting, and the link's teardown waited for it forever. Bounded.within stops
+    waiting when cancelled; the stubborn operation is abandoned after its grace."""
+    import logging
+
+    from fastsockjs.broker.bounded import Bounded
     from fastsockjs.broker.watch import LoopLag
 
     async def main() -> None:
-        broker = RedisBroker("redis://127.0.0.1:1/0")
-        broker.cleanup_grace = 0.05
         loop = asyncio.get_running_loop()
-        broker._lag = LoopLag(0.05, loop.time())
+        bounded = Bounded(logging.getLogger("fastsockjs.broker"), LoopLag(0.05, loop.time()))
         release = asyncio.Event()
         cancels: list[int] = []
-        writer = asyncio.ensure_future(broker._within(_absorbing(release, cancels), "PUBLISH"))
+        writer = asyncio.ensure_future(
+            bounded.within(_absorbing(release, cancels), "PUBLISH", limit=5.0, grace=0.1)
+        )
         await asyncio.sleep(0.01)
         writer.cancel()
         done, _ = await asyncio.wait({writer}, timeout=5)
         assert done and writer.cancelled()  # the caller stopped
-        assert cancels and broker.abandoned == 1 and len(broker._stragglers) == 1
+        assert cancels and bounded.abandoned == 1 and bounded.stragglers == 1
         release.set()  # let the straggler end, so the loop closes clean
         for _ in range(100):
-            if not broker._stragglers:
+            if not bounded.stragglers:
                 break
             await asyncio.sleep(0.01)
-        assert not broker._stragglers
+        assert bounded.stragglers == 0
 
     with caplog.at_level("WARNING", logger="fastsockjs.broker"):
         asyncio.run(asyncio.wait_for(main(), 10))
     assert "PUBLISH did not stop within 0.1 s of being cancelled; abandoned" in caplog.text
 
 
-@needs_redis_py
 def test_an_operation_outliving_its_timeout_fails_but_a_stall_does_not_count() -> None:
-    from fastsockjs.broker.redis_pubsub import RedisBroker
+    import logging
+
+    from fastsockjs.broker.bounded import Bounded, tick
     from fastsockjs.broker.watch import LoopLag
 
     async def main() -> None:
-        broker = RedisBroker("redis://127.0.0.1:1/0", answer_timeout=0.2)
-        broker.cleanup_grace = 0.05
         loop = asyncio.get_running_loop()
-        broker._lag = lag = LoopLag(0.02, loop.time())
-        ticker = asyncio.ensure_future(broker._tick(lag))  # measures the loop's lag
-        # Nothing answers: TimeoutError after answer_timeout.
+        log = logging.getLogger("fastsockjs.broker")
+        lag = LoopLag(0.02, loop.time())
+        bounded = Bounded(log, lag)
+        ticker = asyncio.ensure_future(tick(lag, log))  # measures the loop's lag
+        # Nothing answers: TimeoutError after the limit.
         with pytest.raises(TimeoutError, match=r"no answer from Redis to PING within 0\.2 s"):
-            await broker._within(asyncio.Event().wait(), "PING")
+            await bounded.within(asyncio.Event().wait(), "PING", limit=0.2, grace=0.05)
         # The answer is there right after this process was stalled for longer than the
-        # timeout (as after SIGSTOP / SIGCONT): the stall is not held against Redis.
+        # limit (as after SIGSTOP / SIGCONT): the stall is not held against Redis.
         answer: asyncio.Future[str] = loop.create_future()
 
         def stall_then_answer() -> None:
@@ -433,7 +435,7 @@ def test_an_operation_outliving_its_timeout_fails_but_a_stall_does_not_count() -
             loop.call_later(0.01, answer.set_result, "PONG")  # after the expired timers
 
         loop.call_later(0.05, stall_then_answer)
-        assert await broker._within(answer, "PING") == "PONG"
+        assert await bounded.within(answer, "PING", limit=0.2, grace=0.05) == "PONG"
         assert lag.worst >= 0.4
         ticker.cancel()
 
