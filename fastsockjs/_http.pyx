@@ -114,6 +114,39 @@ cdef bint _ieq(const unsigned char *p, Py_ssize_t n, const char *lit, Py_ssize_t
     return True
 
 
+cdef bint _method_prefix(const unsigned char *p, Py_ssize_t n):
+    """p[:n] begins one of the methods read here."""
+    cdef const char *m
+    for m in (b"GET", b"POST", b"OPTIONS", b"HEAD", b"PUT", b"DELETE", b"PATCH"):
+        if n <= <Py_ssize_t>len(m) and memcmp(p, m, n) == 0:
+            return True
+    return False
+
+
+cdef bint _plausible(const unsigned char *p, Py_ssize_t n):
+    """p[:n] (no blank line yet) may still become a plain request: no control
+    byte but tab, every LF after a CR and every CR before an LF (or last), and a
+    known method (or the start of one)."""
+    cdef Py_ssize_t i, end = n
+    cdef unsigned char c
+    for i in range(n):
+        c = p[i]
+        if c < 32 or c == 127:
+            if c == 10:
+                if i == 0 or p[i - 1] != 13:
+                    return False
+            elif c == 13:
+                if i + 1 < n and p[i + 1] != 10:
+                    return False
+            elif c != 9:
+                return False
+        if end == n and (c == 32 or c == 13 or c == 10):
+            end = i
+    if end < n:
+        return p[end] == 32 and _method(p, end) is not None
+    return _method_prefix(p, n)
+
+
 def parse_request(bytes buf, Py_ssize_t start, Py_ssize_t max_target,
                   Py_ssize_t max_headers, Py_ssize_t max_body):
     cdef const unsigned char *base = <const unsigned char *>PyBytes_AS_STRING(buf)
@@ -133,7 +166,7 @@ def parse_request(bytes buf, Py_ssize_t start, Py_ssize_t max_target,
         return FALLBACK
     found = <const unsigned char *>memmem(base + start, <size_t>(n - start), b"\r\n\r\n", 4)
     if found == NULL:
-        return NEED_MORE
+        return NEED_MORE if _plausible(base + start, n - start) else FALLBACK
     stop = found - base
     p = base
     # Request line: METHOD SP target SP HTTP/1.x CRLF

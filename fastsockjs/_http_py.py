@@ -45,7 +45,26 @@ _NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Field value: visible ASCII, space, tab and obs-text; no other control byte.
 _VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
 _MAX_DIGITS = 16
+_CTL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+_BARE_CR = re.compile(rb"\r(?!\n|\Z)")
 _MAX_NAME = 256  # longer header names go to the full parser
+
+
+def _plausible(buf: bytes, start: int) -> bool:
+    """``buf[start:]`` (no blank line yet) may still become a plain request."""
+    part = buf[start:]
+    if _CTL.search(part) or _BARE_LF.search(part) or _BARE_CR.search(part):
+        return False
+    end = len(part)
+    for stop_byte in b" \r\n":
+        i = part.find(bytes([stop_byte]))
+        if 0 <= i < end:
+            end = i
+    token = part[:end]
+    if end < len(part):  # the method is complete
+        return part[end] == 32 and token in _METHODS
+    return any(m.startswith(token) for m in _METHODS)
 
 
 def parse_request(
@@ -67,7 +86,11 @@ def parse_request(
     """
     stop = buf.find(b"\r\n\r\n", start)
     if stop < 0:
-        return NEED_MORE
+        # An unfinished head waits only while it can still become a plain request:
+        # what httptools would refuse at once (a bare LF, a control byte, no known
+        # method) falls back now, so the answer does not wait for a head's end that
+        # may never come.
+        return NEED_MORE if _plausible(buf, start) else FALLBACK
     lines = buf[start:stop].split(b"\r\n")
     request_line = lines[0]
     sp1 = request_line.find(b" ")

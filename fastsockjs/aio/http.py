@@ -60,9 +60,10 @@ _log = logging.getLogger("fastsockjs.error")
 _access = logging.getLogger("fastsockjs.access")
 
 _MAX_QUEUED = 16
-#: A head still incomplete past this many bytes goes to httptools (whose
-#: callbacks apply the limits as the bytes come).
+#: A head still incomplete past this many bytes, or after this many reads, goes
+#: to httptools (whose callbacks apply the limits as the bytes come).
 _FAST_HEAD_LIMIT = 16 * 1024
+_MAX_HEAD_READS = 8
 #: Seconds a connection closed on an error keeps draining the client's bytes.
 LINGER_TIMEOUT = 2.0
 _REQUEST = 1  # deadline for a request's head and body to arrive (slowloris)
@@ -105,6 +106,7 @@ class HttpProtocol(asyncio.Protocol):
         "_pending",
         "_pending_size",
         "_need",
+        "_head_reads",
         "__weakref__",
     )
 
@@ -118,11 +120,12 @@ class HttpProtocol(asyncio.Protocol):
         # plain subset; the first that does not hands the connection to httptools.
         self._fast = parse
         self.parser: Any = None if parse is not None else httptools.HttpRequestParser(self)
-        # Bytes of an unfinished request on the fast path, and how many it needs
-        # in all before it is parsed again (0: a head, parsed when its end comes).
+        # Bytes of an unfinished request on the fast path, how many it needs in
+        # all before it is parsed again (0: a head), and the reads a head took.
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._need = 0
+        self._head_reads = 0
         self.remote: tuple[str | None, int | None] = (None, None)
         # The trusted proxies, when the peer is one: its requests' forwarding
         # headers then name the client.
@@ -244,15 +247,16 @@ class HttpProtocol(asyncio.Protocol):
                 if self._pending_size < self._need:
                     return  # the rest of a body
             else:
-                # A head: parse again only once its end has come (or it is too big).
-                seam = b"".join(pending[-3:])[-3:] + data[:3]  # (no chunk is empty)
+                # A head in pieces: parsed again with each piece (so that what
+                # httptools would refuse at once is refused at once), a few times.
                 self._pending_size += len(data)
                 pending.append(data)
-                if (
-                    b"\r\n\r\n" not in data
-                    and b"\r\n\r\n" not in seam
-                    and self._pending_size <= self._head_limit()
-                ):
+                self._head_reads += 1
+                if self._head_reads > _MAX_HEAD_READS:
+                    # A slow client: httptools reads on, byte by byte, in linear time.
+                    self._pending = []
+                    self._pending_size = 0
+                    self._use_httptools(b"".join(pending))
                     return
             data = b"".join(pending)
             self._pending = []
@@ -272,18 +276,24 @@ class HttpProtocol(asyncio.Protocol):
                     self._wait(data[pos:], end - pos)
                     return
                 pos = end
+                self._head_reads = 0
                 _, method, target, version, headers, host_lines, keep_alive, body = result
                 self._complete(method, target, version, headers, host_lines, keep_alive, body)
+                if not keep_alive:
+                    return  # the last request of this connection: what follows is not read
             elif result == NEED_MORE and n - pos <= self._head_limit():
                 self._wait(data[pos:], 0)
                 return
             else:
                 # Outside the fast parser's subset (or too big for it): httptools
                 # reads this request and every later one, and gives any error.
-                self._fast = parse = None
-                self.parser = httptools.HttpRequestParser(self)
-                self._feed(data[pos:])
+                self._use_httptools(data[pos:])
                 return
+
+    def _use_httptools(self, data: bytes) -> None:
+        self._fast = None
+        self.parser = httptools.HttpRequestParser(self)
+        self._feed(data)
 
     def _head_limit(self) -> int:
         # Past this an unfinished head is httptools' to refuse (431) as it grows.

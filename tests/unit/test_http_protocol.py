@@ -202,6 +202,18 @@ def test_the_request_deadline_runs_from_the_first_byte_not_per_byte(conn: Conn) 
     assert responses(conn.transport.take()) == [b"HTTP/1.1 408 Request Timeout"]
 
 
+def test_nothing_after_a_request_that_closes_the_connection_is_dispatched(conn: Conn) -> None:
+    out = conn.feed(get("/last", extra="Connection: close\r\n") + get("/never"))
+    assert responses(out) == [b"HTTP/1.1 200 OK"] and out.endswith(b"/last")
+    assert [r.path for r in conn.listener.requests] == ["/last"]
+    assert conn.transport.eof  # half-closed, draining
+
+
+def test_a_bare_lf_head_is_refused_at_once_not_after_the_request_timeout(conn: Conn) -> None:
+    out = conn.feed(b"GET / HTTP/1.1\nHost: h\n\n")
+    assert responses(out) == [b"HTTP/1.1 400 Bad Request"]
+
+
 def test_a_head_and_body_trickled_byte_by_byte_read_as_one_request(conn: Conn) -> None:
     raw = b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello" + get("/next")
     out = b"".join(conn.feed(raw[i : i + 1]) for i in range(len(raw)))
