@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-#: Every status a SockJS server may answer with.
+#: Every status a SockJS server may answer with (426: a WebSocket version other
+#: than 13, RFC 6455 4.4).
 ALLOWED_STATUSES = frozenset(
-    {101, 200, 204, 304, 400, 403, 404, 405, 408, 413, 414, 431, 500, 503}
+    {101, 200, 204, 304, 400, 403, 404, 405, 408, 413, 414, 426, 431, 500, 503}
 )
 
 #: The only 500 bodies the protocol defines; anything else is an internal error.
