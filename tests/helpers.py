@@ -270,13 +270,35 @@ class RawWebSocket:
 
     def recv_frame(self) -> tuple[int, bytes] | None:
         """(opcode, payload) of the next frame; None if the connection closed."""
+        frame = self._next_frame()
+        return None if frame is None else frame[1:]
+
+    def recv_message(self) -> tuple[int, bytes] | None:
+        """(opcode, payload) of the next whole message, its fragments joined (a
+        server may split a large message; a control frame between fragments is
+        returned first, as it comes); None if the connection closed."""
+        opcode, parts = 0, []
+        while True:
+            frame = self._next_frame()
+            if frame is None:
+                return None
+            fin, op, payload = frame
+            if op >= 8:
+                return op, payload
+            if op != 0:
+                opcode = op
+            parts.append(payload)
+            if fin:
+                return opcode, b"".join(parts)
+
+    def _next_frame(self) -> tuple[bool, int, bytes] | None:
         while True:
             frames, pos, err = parse_frames(self.buf, 0, 1 << 30, require_mask=False)
             if frames:
                 fin, opcode, payload = frames[0]
                 first_len = _frame_len(self.buf)
                 del self.buf[:first_len]
-                return opcode, payload
+                return fin, opcode, payload
             assert err is None, err
             try:
                 data = self.http.sock.recv(65536)
