@@ -328,6 +328,21 @@ def _sessions(cluster: Cluster, i: int) -> int:
     return int(cluster.status(i)["sessions"])
 
 
+def _settled_sessions(cluster: Cluster, i: int, timeout: float = 30.0) -> int:
+    """Worker ``i``'s live sessions once the count has held still for 1 s (earlier
+    tests' sessions may still be ending), so that a test can count its own."""
+    deadline = time.monotonic() + timeout
+    last, since = _sessions(cluster, i), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = _sessions(cluster, i)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= 1.0:
+            return now
+    raise TimeoutError(f"worker {i}'s session count kept changing for {timeout} s")
+
+
 @pytest.mark.parametrize("transport", ["xhr-streaming", "xhr-polling"])
 def test_client_gone_behind_haproxy(cluster: Cluster, owners: dict[str, str],
                                     transport: str) -> None:
@@ -335,7 +350,7 @@ def test_client_gone_behind_haproxy(cluster: Cluster, owners: dict[str, str],
     the close on (abortonclose, and a streaming response being forwarded), so the
     worker ends the session within GONE, not at the next heartbeat (25 s)."""
     cls = XhrStreaming if transport == "xhr-streaming" else XhrPolling
-    before = _sessions(cluster, 0)
+    before = _settled_sessions(cluster, 0)
     c = cls(cluster.listen_port, owners["w0"], "gone")
     try:
         c.hello(5)
