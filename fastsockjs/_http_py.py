@@ -72,8 +72,9 @@ def parse_request(
 ) -> tuple[int, str, str, str, dict[str, str], int, bool, bytes] | int:
     """The request at ``buf[start:]``.
 
-    Returns :data:`NEED_MORE` while its head is incomplete, :data:`FALLBACK`
-    when it is outside the subset, else ``(end, method, target, version,
+    Returns :data:`NEED_MORE` while its head is incomplete but can still become
+    a plain request, :data:`FALLBACK` when it is (or cannot but be) outside the
+    subset, else ``(end, method, target, version,
     headers, host_lines, keep_alive, body)``: ``end`` is where the next request
     starts. When ``end > len(buf)`` the body has not all arrived: ``body`` is
     then empty, and the caller parses again once it has ``end`` bytes.
