@@ -213,6 +213,9 @@ def test_sdist_has_the_sources_and_no_build_artifacts(dists: Dists) -> None:
         "fastsockjs/_frames.pyx",
         "fastsockjs/_frames.pyi",
         "fastsockjs/_frames_py.py",
+        "fastsockjs/_http.pyx",
+        "fastsockjs/_http.pyi",
+        "fastsockjs/_http_py.py",
         "fastsockjs/py.typed",
         "tests/unit/test_frames.py",
     ):
@@ -223,8 +226,9 @@ def test_sdist_has_the_sources_and_no_build_artifacts(dists: Dists) -> None:
 
 def test_binary_wheel_has_the_extension_and_typing(dists: Dists) -> None:
     names, meta = _wheel_meta(dists.wheel)
-    assert [n for n in names if re.fullmatch(r"fastsockjs/_frames\..*\.so", n)], sorted(names)
-    assert {"fastsockjs/py.typed", "fastsockjs/_frames.pyi"} <= names
+    for kernel in ("_frames", "_http"):
+        assert [n for n in names if re.fullmatch(rf"fastsockjs/{kernel}\..*\.so", n)], sorted(names)
+    assert {"fastsockjs/py.typed", "fastsockjs/_frames.pyi", "fastsockjs/_http.pyi"} <= names
     assert "Root-Is-Purelib: false" in meta
     assert re.search(r"-cp3\d+-cp3\d+t?-linux_\w+\.whl$", dists.wheel.name), dists.wheel.name
 
@@ -272,7 +276,8 @@ def test_installed_wheel_passes_the_core_suites(wheel_venv: Path, tests_tree: Pa
 def test_pure_wheel_has_no_extension_and_works(dists: Dists, workdir: Path) -> None:
     names, meta = _wheel_meta(dists.pure_wheel)
     assert not [n for n in names if n.endswith((".so", ".pyd"))], sorted(names)
-    assert {"fastsockjs/py.typed", "fastsockjs/_frames.pyi", "fastsockjs/_frames_py.py"} <= names
+    assert {"fastsockjs/py.typed", "fastsockjs/_frames.pyi", "fastsockjs/_frames_py.py",
+            "fastsockjs/_http_py.py"} <= names
     # skip builds no ext_modules, so setuptools tags the wheel pure.
     assert dists.pure_wheel.name.endswith("-py3-none-any.whl"), dists.pure_wheel.name
     assert "Root-Is-Purelib: true" in meta
