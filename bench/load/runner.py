@@ -17,6 +17,7 @@ from typing import Any
 
 from bench.load.prepare import _USABLE, LOADGEN, REPO, log
 from bench.load.scenarios import Scenario, ServerSpec
+from tests.helpers import TlsFiles as Certificates
 
 #: A run whose server waited for its CPU (run-queue wait from /proc/PID/schedstat: other
 #: processes on a shared machine) longer than this share of the window is run again.
@@ -40,23 +41,9 @@ def _pin(cpus: set[int] | None) -> Any:
     return preexec
 
 
-class TlsFiles:
-    """A throwaway CA and a certificate for 127.0.0.1 made by trustme, as PEM files in
-    ``directory``: what the TLS scenarios give the servers and the generator."""
-
-    def __init__(self, directory: Path) -> None:
-        import trustme
-
-        ca = trustme.CA()
-        cert = ca.issue_cert("127.0.0.1")
-        self.ca = directory / "ca.pem"
-        self.certfile = directory / "server.pem"
-        self.keyfile = directory / "server.key"
-        ca.cert_pem.write_to_path(str(self.ca))
-        with open(self.certfile, "wb") as out:
-            for blob in cert.cert_chain_pems:
-                out.write(blob.bytes())
-        cert.private_key_pem.write_to_path(str(self.keyfile))
+class TlsFiles(Certificates):
+    """The tests' throwaway CA and certificate for 127.0.0.1 (trustme, PEM files in
+    ``directory``), as the TLS scenarios give them to the servers and the generator."""
 
     def server_args(self) -> list[str]:
         return ["--ssl-certfile", str(self.certfile), "--ssl-keyfile", str(self.keyfile)]
