@@ -33,13 +33,13 @@ import asyncio
 import gc
 import json
 import os
-import signal
 import ssl
 import sys
 import time
 from typing import Any
 
 import fastsockjs
+from bench.load.serving import ready_until_stopped
 from fastsockjs import frames
 
 
@@ -120,12 +120,7 @@ async def serve(
     apply_gc_mode(gc_mode)
     if gc_stats is not None:
         gc.callbacks.append(gc_stats)
-    print("READY", listener.port, frames.impl.IMPLEMENTATION, flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await ready_until_stopped(listener.port, frames.impl.IMPLEMENTATION)
     await listener.close()
 
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 
 import uvloop
+
+from bench.load.serving import ready_until_stopped
 
 _HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/javascript; charset=UTF-8\r\nContent-Length: "
 _NO_CONTENT = b"HTTP/1.1 204 No Content\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n"
@@ -101,11 +102,7 @@ async def serve(port: int) -> None:
     sessions: dict[bytes, Session] = {}
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: Floor(sessions), "127.0.0.1", port, backlog=4096)
-    print("READY", server.sockets[0].getsockname()[1], "floor", flush=True)
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await ready_until_stopped(server.sockets[0].getsockname()[1], "floor")
     server.close()
 
 

@@ -7,11 +7,11 @@ Every text/binary frame is sent back as one frame; no SockJS framing, no session
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 
 import uvloop
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_create_server
+
+from bench.load.serving import ready_until_stopped
 
 
 class Echo(WSListener):
@@ -34,12 +34,7 @@ async def serve(port: int) -> None:
         )
     except TypeError:  # older picows: no such option, always the loop's transports
         server = await ws_create_server(factory, "127.0.0.1", port, backlog=4096)
-    print("READY", server.sockets[0].getsockname()[1], "picows", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await ready_until_stopped(server.sockets[0].getsockname()[1], "picows")
     server.close()
 
 
