@@ -179,8 +179,7 @@ class RedisBroker(Broker):
         self._ticker: asyncio.Task[None] | None = None
         self._closed = False
         self._drop_logged = 0.0
-        # The loop's lag (while started), and the current link's answer watch.
-        self._lag: LoopLag | None = None
+        # The current link's answer watch (the loop's lag is self._bounded.lag).
         self._watch: AnswerWatch | None = None
         self._last_error = ""
         self._failures = 0
@@ -293,8 +292,8 @@ class RedisBroker(Broker):
         self._changed = asyncio.Event()
         self._up = asyncio.Event()
         # Ticks often enough that a stall is measured to a small part of the timeout.
-        self._lag = self._bounded.lag = LoopLag(min(0.25, self.answer_timeout / 8), loop.time())
-        self._ticker = loop.create_task(tick(self._lag, self.log))
+        lag = self._bounded.lag = LoopLag(min(0.25, self.answer_timeout / 8), loop.time())
+        self._ticker = loop.create_task(tick(lag, self.log))
         self._task = loop.create_task(self._supervise())
 
     async def start(self) -> None:
@@ -357,7 +356,7 @@ class RedisBroker(Broker):
             if self.connects:
                 return Health(False, f"reconnecting to Redis at {where} ({self._last_error})")
             return Health(False, f"connecting to Redis at {where}")
-        watch, lag = self._watch, self._lag
+        watch, lag = self._watch, self._bounded.lag
         if watch is not None and lag is not None:
             loop = _running_loop()  # its clock; any thread may ask
             now = loop.time() if loop is not None else time.monotonic()
@@ -408,7 +407,7 @@ class RedisBroker(Broker):
             dropped=self.dropped,
             connects=self.connects,
             abandoned=self.abandoned,
-            loop_lag_max=round(self._lag.worst, 3) if self._lag is not None else 0.0,
+            loop_lag_max=round(lag.worst, 3) if (lag := self._bounded.lag) is not None else 0.0,
         )
         return out
 
@@ -482,7 +481,7 @@ class RedisBroker(Broker):
         """One link's life (a publishing and a subscribed connection); raises
         when it breaks. ``self.connects`` grows once it is up."""
         loop = asyncio.get_running_loop()
-        lag, changed = self._lag, self._changed
+        lag, changed = self._bounded.lag, self._changed
         assert lag is not None and changed is not None
         client = self._client()
         pubsub = client.pubsub()
