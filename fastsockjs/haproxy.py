@@ -201,5 +201,7 @@ def _backups(servers: list[tuple[str, str]]) -> list[str]:
     return [
         "    # While no worker is healthy (Redis down for all), take new sessions anyway.",
         "    option allbackups",
-        *(f"    server {n}_backup {addr} backup" for n, addr in servers),
+        # no-check: the backend's default-server would check them too, and they
+        # would be drained with the others by the same 404.
+        *(f"    server {n}_backup {addr} backup no-check" for n, addr in servers),
     ]

@@ -113,6 +113,9 @@ class RedisServer:
 class HAProxy:
     def __init__(self, binary: str, config: str, workdir: Path) -> None:
         self.cfg = workdir / "haproxy.cfg"
+        # A stats socket of the tests' own, to read haproxy's view of each server.
+        self.admin = workdir / "admin.sock"
+        config = config.replace("\nglobal\n", f"\nglobal\n    stats socket {self.admin}\n", 1)
         self.cfg.write_text(config)
         check = subprocess.run([binary, "-c", "-f", str(self.cfg)], capture_output=True,
                                text=True, timeout=30)
@@ -122,6 +125,22 @@ class HAProxy:
 
     def stop(self) -> None:
         self.proc.stop(5)
+
+    def server_states(self, backend: str) -> dict[str, str]:
+        """{server: status} of ``backend`` as haproxy sees it ("UP", "NOLB" while its
+        health check says 404 (draining), "DOWN", "UP 1/2" while rising, ...)."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(3)
+            s.connect(str(self.admin))
+            s.sendall(b"show stat\n")
+            chunks = []
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+        lines = b"".join(chunks).decode().splitlines()
+        header = lines[0].lstrip("# ").split(",")
+        px, sv, st = header.index("pxname"), header.index("svname"), header.index("status")
+        rows = [line.split(",") for line in lines[1:] if line]
+        return {r[sv]: r[st] for r in rows if r[px] == backend and r[sv] != "BACKEND"}
 
 
 class Cluster:
@@ -200,9 +219,21 @@ class Cluster:
             s.close()
 
     def wait_balanced(self, timeout: float = 15) -> dict[str, str]:
-        """haproxy routes to every worker: returns {worker: a server id it owns}."""
-        found: dict[str, str] = {}
+        """haproxy routes to every worker: returns {worker: a server id it owns}.
+
+        First every worker must be UP in haproxy's own view: while they drain
+        (Redis was down), haproxy hashes new sessions over the backup servers,
+        whose ring places server ids elsewhere, and an owner found then would
+        change hands a second later."""
         want = {f"w{i}" for i in range(self.workers)}
+        states: dict[str, str] = {}
+
+        def all_up() -> bool:
+            states.update(self.haproxy.server_states("fastsockjs_sessions"))
+            return all(states.get(w) == "UP" for w in want)
+
+        wait_for(all_up, timeout, f"haproxy sees every worker UP (saw {states})", interval=0.05)
+        found: dict[str, str] = {}
         candidates = iter(f"{n:03d}" for n in range(1000))
 
         def probe() -> bool:
