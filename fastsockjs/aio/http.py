@@ -152,7 +152,8 @@ class HttpProtocol(asyncio.Protocol):
         # The last Host value found valid: a connection's requests repeat it.
         self._valid_host: str | None = None
         self._reject: tuple[int, str] | None = None
-        self._deadline = Deadline(listener.timers, self.on_timer)
+        # The Deadline (it refers back to us) comes with the connection: a protocol
+        # whose connection never comes (a failed TLS handshake) holds no cycle.
         self._deadline_kind = 0
         self._linger: asyncio.TimerHandle | None = None
 
@@ -166,6 +167,7 @@ class HttpProtocol(asyncio.Protocol):
         if trusted is not None and self.remote[0] in trusted:
             self.forwarded = trusted
         self.listener.connections.add(self)
+        self._deadline = Deadline(self.listener.timers, self.on_timer)
         self._set_deadline(_REQUEST, self.listener.request_timeout)
 
     # -- deadlines (one Deadline on the listener's shared heap) -----------------------

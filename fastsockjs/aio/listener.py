@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastsockjs.aio.forward import forward
 from fastsockjs.aio.http import Exchange, HttpProtocol
+from fastsockjs.aio.tls import tls_protocol_factory
 from fastsockjs.broker.watch import LoopLag
 from fastsockjs.engine.core import NOT_FOUND_BODY, Engine
 from fastsockjs.engine.mount import Mount
@@ -173,20 +174,21 @@ class Listener:
         loop = asyncio.get_running_loop()
         self.engine.bind(loop)
         context = ssl if ssl is not None else self.ssl
+        factory: Callable[[], asyncio.BaseProtocol] = self.protocol_factory
         tls: dict[str, Any] = {}
         if context is not None:
             # A client stalling in the handshake gets no longer than one stalling
-            # in its request head; the loop drops it (and failed handshakes) and
-            # logs them only in its debug mode: they never reach HttpProtocol.
-            tls = {"ssl": context, "ssl_handshake_timeout": self.request_timeout}
+            # in its request head; a failed handshake is logged at debug level.
+            wrapped = tls_protocol_factory(loop, factory, context, self.request_timeout)
+            if wrapped is not None:
+                factory = wrapped
+            else:  # a loop whose TLS protocol we do not know: its own, unlogged
+                tls = {"ssl": context, "ssl_handshake_timeout": self.request_timeout}
         if sock is not None:
-            server = await loop.create_server(
-                self.protocol_factory, sock=sock, backlog=backlog, **tls
-            )
+            server = await loop.create_server(factory, sock=sock, backlog=backlog, **tls)
         else:
             server = await loop.create_server(
-                self.protocol_factory, host, port, reuse_port=reuse_port or None,
-                backlog=backlog, **tls,
+                factory, host, port, reuse_port=reuse_port or None, backlog=backlog, **tls,
             )
         self.servers.append(server)
         if self.health_path is not None:

@@ -17,7 +17,16 @@ import pytest
 
 from fastsockjs import Listener
 from fastsockjs.apps import echo
-from tests.helpers import TIMEOUT, RawHttp, RawWebSocket, ServerThread, request, wait_for
+from tests.helpers import (
+    TIMEOUT,
+    RawHttp,
+    RawWebSocket,
+    ServerThread,
+    TlsFiles,
+    https_request,
+    request,
+    wait_for,
+)
 
 pytestmark = pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
 
@@ -70,6 +79,31 @@ def _raw_close(port: int, data: bytes) -> None:
         s.settimeout(TIMEOUT)
         while s.recv(65536):
             pass
+
+
+def test_tls_connections_leave_nothing_behind(loop_kind: str, tls: TlsFiles) -> None:
+    """Over TLS (the loop's TLS protocol, built by fastsockjs.aio.tls): served
+    requests, failed handshakes and a stalled one free their protocols at once."""
+    st = ServerThread(lambda: [echo(prefix="/echo", disconnect_delay=0.2)], loop_kind,
+                      listener_cls=RecordingListener, request_timeout=0.5,
+                      ssl=tls.server_context()).start()
+    assert isinstance(st.listener, RecordingListener)
+
+    def scenario(port: int) -> None:
+        for _ in range(3):
+            assert https_request(port, "GET", "/echo/info", tls.client_context()).status == 200
+        _raw_close(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # plain HTTP: refused
+        socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT).close()
+        _raw_close(port, b"")  # stalls: dropped on the handshake timeout
+        # Every protocol made (one per connection) has been let go of.
+        wait_for(lambda: st.call(lambda: sum(1 for r in st.listener.refs if r() is not None))
+                 == 0, 5.0, "the TLS connections' protocols freed")
+
+    try:
+        _closed_protocols_are_freed(st, st.listener.refs, scenario)
+        assert len(st.listener.refs) == 6
+    finally:
+        st.stop()
 
 
 def test_plain_requests_with_many_headers(server: Any) -> None:

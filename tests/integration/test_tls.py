@@ -94,24 +94,59 @@ def test_stalled_handshake_is_dropped_on_the_request_timeout(
     assert https_request(tls_server.port, "GET", "/echo/info", tls.client_context()).status == 200
 
 
-def test_failed_handshakes_never_crash_or_log_errors(
+def test_failed_handshakes_never_crash_and_are_logged_at_debug(
     tls_server: ServerThread, tls: TlsFiles, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING)
+    """Each failed handshake is one debug record on ``fastsockjs.tls`` naming the
+    peer and the reason; nothing at WARNING or above; the server serves on."""
+    caplog.set_level(logging.DEBUG, logger="fastsockjs.tls")
     port = tls_server.port
-    # Plain HTTP on the TLS port, garbage, and a client that does not trust the CA.
-    for data in (b"GET /echo/info HTTP/1.1\r\nHost: x\r\n\r\n", b"\x16\x03\x01\xff\xff" + b"\0" * 64):
+
+    def failures() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "fastsockjs.tls"]
+
+    def poke(data: bytes) -> None:
         with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
             s.sendall(data)
             try:
                 s.recv(1024)
             except OSError:
                 pass
+
+    # Plain HTTP on the TLS port; a record too long to be TLS; a client that does
+    # not trust the CA (it aborts with an alert); a client that leaves at once.
+    poke(b"GET /echo/info HTTP/1.1\r\nHost: x\r\n\r\n")
+    wait_for(lambda: len(failures()) == 1, TIMEOUT, "the plain-HTTP handshake logged")
+    assert failures()[0].startswith("127.0.0.1 - TLS handshake failed: SSLError: ")
+    assert "HTTP_REQUEST" in failures()[0] or "http request" in failures()[0]
+    poke(b"\x16\x03\x01\xff\xff" + b"\0" * 64)
+    wait_for(lambda: len(failures()) == 2, TIMEOUT, "the garbage handshake logged")
     untrusting = ssl.create_default_context()
     with pytest.raises(ssl.SSLError):
         https_request(port, "GET", "/echo/info", untrusting)
+    wait_for(lambda: len(failures()) == 3, TIMEOUT, "the untrusting client logged")
+    assert "unknown ca" in failures()[2].lower(), failures()
+    socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT).close()
+    wait_for(lambda: len(failures()) == 4, TIMEOUT, "the vanished client logged")
+    assert failures()[3] == "127.0.0.1 - TLS handshake failed: ConnectionResetError", failures()
+    # A good handshake logs nothing.
     assert https_request(port, "GET", "/echo/info", tls.client_context()).status == 200
+    assert len(failures()) == 4, failures()
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_stalled_handshake_is_logged(
+    tls_server: ServerThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="fastsockjs.tls")
+    with socket.create_connection(("127.0.0.1", tls_server.port), timeout=TIMEOUT) as s:
+        try:
+            assert s.recv(1024) == b""
+        except ConnectionResetError:
+            pass
+    wait_for(lambda: any("taking longer than 0.5 seconds" in r.getMessage()
+                         for r in caplog.records if r.name == "fastsockjs.tls"),
+             TIMEOUT, "the stalled handshake logged")
 
 
 def test_listen_ssl_per_socket(tls: TlsFiles) -> None:
