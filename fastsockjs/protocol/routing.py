@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Route", "NotFound", "MethodNotAllowed", "route", "owns"]
 
@@ -18,8 +19,11 @@ _SESSION_RE = re.compile(r"/([^/.]+)/([^/.]+)/([a-z_]+)/?")
 _IFRAME_RE = re.compile(r"/iframe[0-9a-z._-]*\.html/?")
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
+class Route(NamedTuple):
+    """What answers a request. A tuple, immutable and built in a quarter of the time
+    of a frozen dataclass: a session's first request of each kind builds one, and
+    with more sessions than the mount remembers (4096 paths), every request does."""
+
     #: greeting, iframe, info, info_options, raw_websocket, options, or a
     #: session endpoint name (xhr, xhr_send, ..., websocket).
     kind: str
