@@ -222,7 +222,8 @@ def _no_constant(name: str) -> Any:
 _decoder = json.JSONDecoder(parse_constant=_no_constant)
 _decode = _decoder.decode
 _raw_decode = _decoder.raw_decode
-_scan_once = _decoder.scan_once
+# (set by JSONDecoder.__init__, not in typeshed's stub)
+_scan_once: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once  # type: ignore[attr-defined]
 
 
 def _scan(text: str) -> Any:
