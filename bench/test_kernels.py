@@ -1,7 +1,8 @@
 """Micro-benchmarks of the hot kernels: each Cython kernel next to its pure-Python twin.
 
 Every benchmark is parametrised over the two modules (``fastsockjs._frames`` and
-``fastsockjs._frames_py``) and put in one benchmark group per kernel and size, so
+``fastsockjs._frames_py``; ``fastsockjs._http`` and ``fastsockjs._http_py`` for the
+request and response heads) and put in one benchmark group per kernel and size, so
 pytest-benchmark's table shows the two side by side and the speed-up is the
 ratio of their rows::
 
@@ -212,6 +213,77 @@ def test_unquote_plus(benchmark: Any, impl: ModuleType) -> None:
     benchmark.group = "unquote_plus[jsonp_send d=]"
     result = benchmark(impl.unquote_plus, field)
     assert result == '["' + _MSG32 + '"]'
+
+
+# -- HTTP request heads and response heads (fastsockjs._http) ------------------------------
+
+HTTP_MODULES = {"cython": "fastsockjs._http", "python": "fastsockjs._http_py"}
+
+
+@pytest.fixture(params=list(HTTP_MODULES), ids=list(HTTP_MODULES))
+def http_impl(request: pytest.FixtureRequest) -> ModuleType:
+    try:
+        module = importlib.import_module(HTTP_MODULES[request.param])
+    except ImportError:
+        pytest.skip(f"{HTTP_MODULES[request.param]} is not built")
+    return module
+
+
+_POLL = (b"POST /echo/000/s17/xhr HTTP/1.1\r\nHost: 127.0.0.1:8081\r\n"
+         b"User-Agent: loadgen\r\nAccept: */*\r\nContent-Length: 0\r\n\r\n")
+_SEND_BODY = b'["' + _MSG32.encode() + b'"]'
+REQUESTS: dict[str, bytes] = {
+    # The load benchmark's poll and send (bench/load).
+    "xhr poll": _POLL,
+    "xhr_send 32B": (b"POST /echo/000/s17/xhr_send HTTP/1.1\r\nHost: 127.0.0.1:8081\r\n"
+                     b"User-Agent: loadgen\r\nAccept: */*\r\nContent-Type: text/plain\r\n"
+                     b"Content-Length: %d\r\n\r\n%b" % (len(_SEND_BODY), _SEND_BODY)),
+    # What a browser sends with sockjs-client: a dozen headers, cookies, a long agent.
+    "browser poll": (
+        b"POST /echo/000/s17/xhr HTTP/1.1\r\nHost: chat.example.com\r\nConnection: keep-alive\r\n"
+        b"Content-Length: 0\r\nsec-ch-ua: \"Chromium\";v=\"131\", \"Not_A Brand\";v=\"24\"\r\n"
+        b"sec-ch-ua-platform: \"Linux\"\r\nsec-ch-ua-mobile: ?0\r\n"
+        b"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        b"Chrome/131.0.0.0 Safari/537.36\r\nContent-type: text/plain;charset=UTF-8\r\n"
+        b"Accept: */*\r\nOrigin: https://chat.example.com\r\nSec-Fetch-Site: same-origin\r\n"
+        b"Sec-Fetch-Mode: cors\r\nSec-Fetch-Dest: empty\r\nReferer: https://chat.example.com/\r\n"
+        b"Accept-Encoding: gzip, deflate, br, zstd\r\nAccept-Language: en-GB,en;q=0.9\r\n"
+        b"Cookie: JSESSIONID=dummy; theme=dark\r\n\r\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REQUESTS))
+def test_parse_request(benchmark: Any, http_impl: ModuleType, case: str) -> None:
+    data = REQUESTS[case]
+    benchmark.group = f"parse_request[{case}]"
+    result = benchmark(http_impl.parse_request, data, 0, 8192, 64 * 1024, 8 << 20)
+    assert isinstance(result, tuple) and result[0] == len(data)
+
+
+HEADS: dict[str, dict[str, Any]] = {
+    # xhr_send's 204 with the CORS and cache block.
+    "204 cors": {"status": 204, "headers": [
+        ("Content-Type", "text/plain; charset=UTF-8"),
+        ("Cache-Control", "no-store, no-cache, no-transform, must-revalidate, max-age=0"),
+        ("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Credentials", "true"),
+    ]},
+    # A poll's chunked 200.
+    "200 chunked": {"status": 200, "chunked": True, "headers": [
+        ("Content-Type", "application/javascript; charset=UTF-8"),
+        ("Cache-Control", "no-store, no-cache, no-transform, must-revalidate, max-age=0"),
+        ("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Credentials", "true"),
+    ]},
+}
+
+
+@pytest.mark.parametrize("case", list(HEADS))
+def test_head(benchmark: Any, http_impl: ModuleType, case: str) -> None:
+    spec = dict(HEADS[case])
+    status, headers = spec.pop("status"), spec.pop("headers")
+    benchmark.group = f"head[{case}]"
+    result = benchmark(http_impl.head, status, headers, **spec)
+    assert result.startswith(b"HTTP/1.1 %d " % status) and result.endswith(b"\r\n\r\n")
 
 
 # -- session registry -----------------------------------------------------------------------

@@ -119,7 +119,8 @@ class HttpProtocol(asyncio.Protocol):
         # Requests are read by the compiled head parser while they stay in its
         # plain subset; the first that does not hands the connection to httptools.
         self._fast = parse
-        self.parser: Any = None if parse is not None else httptools.HttpRequestParser(self)
+        # (httptools' parser, which refers back to us, comes with the connection.)
+        self.parser: Any = None
         # Bytes of an unfinished request on the fast path, how many it needs in
         # all before it is parsed again (0: a head), and the reads a head took.
         self._pending: list[bytes] = []
@@ -152,8 +153,6 @@ class HttpProtocol(asyncio.Protocol):
         # The last Host value found valid: a connection's requests repeat it.
         self._valid_host: str | None = None
         self._reject: tuple[int, str] | None = None
-        # The Deadline (it refers back to us) comes with the connection: a protocol
-        # whose connection never comes (a failed TLS handshake) holds no cycle.
         self._deadline_kind = 0
         self._linger: asyncio.TimerHandle | None = None
 
@@ -167,6 +166,11 @@ class HttpProtocol(asyncio.Protocol):
         if trusted is not None and self.remote[0] in trusted:
             self.forwarded = trusted
         self.listener.connections.add(self)
+        # What refers back to us (the Deadline, httptools' parser) comes with the
+        # connection: a protocol whose connection never comes (a failed TLS
+        # handshake) holds no cycle and is freed at once.
+        if self._fast is None:
+            self.parser = httptools.HttpRequestParser(self)
         self._deadline = Deadline(self.listener.timers, self.on_timer)
         self._set_deadline(_REQUEST, self.listener.request_timeout)
 
