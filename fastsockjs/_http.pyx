@@ -77,6 +77,51 @@ cdef str H_HOST = "host"
 cdef str SEP = ", "
 
 
+# Header names browsers, proxies and sockjs-client send: a name found here is this
+# str (made once, its hash kept) instead of a new one per request.
+cdef tuple KNOWN_NAMES = (
+    "accept", "accept-encoding", "accept-language", "access-control-request-headers",
+    "access-control-request-method", "authorization", "cache-control", "connection",
+    "content-length", "content-type", "cookie", "dnt", "forwarded", "if-modified-since",
+    "if-none-match", "origin", "pragma", "priority", "referer", "sec-ch-ua",
+    "sec-ch-ua-mobile", "sec-ch-ua-platform", "sec-fetch-dest", "sec-fetch-mode",
+    "sec-fetch-site", "sec-fetch-user", "te", "upgrade-insecure-requests", "user-agent",
+    "via", "x-forwarded-for", "x-forwarded-host", "x-forwarded-port", "x-forwarded-proto",
+    "x-real-ip", "x-request-id", "x-requested-with",
+)
+
+cdef enum:
+    MAX_KNOWN = 32  # the longest name above is 30 bytes
+
+# KNOWN_NAMES sorted by length: those of length n are BY_LENGTH[FIRST[n]:FIRST[n + 1]].
+cdef tuple BY_LENGTH = tuple(sorted(KNOWN_NAMES, key=len))
+cdef Py_ssize_t FIRST[MAX_KNOWN + 2]
+
+
+cdef void _init_known():
+    cdef Py_ssize_t n, i = 0
+    for n in range(MAX_KNOWN + 2):
+        while i < len(BY_LENGTH) and len(BY_LENGTH[i]) < n:
+            i += 1
+        FIRST[n] = i
+
+
+_init_known()
+
+
+cdef inline object _known(const unsigned char *lowered, Py_ssize_t n):
+    """The KNOWN_NAMES str equal to lowered[:n] (a borrowed reference), or None."""
+    cdef Py_ssize_t i
+    cdef object name
+    if n > MAX_KNOWN:
+        return None
+    for i in range(FIRST[n], FIRST[n + 1]):
+        name = <object>PyTuple_GET_ITEM(BY_LENGTH, i)
+        if memcmp(PyUnicode_DATA(name), lowered, n) == 0:
+            return name
+    return None
+
+
 cdef inline bint _is(const unsigned char *p, Py_ssize_t n, const char *lit, Py_ssize_t k):
     return n == k and memcmp(p, lit, k) == 0
 
@@ -159,7 +204,7 @@ def parse_request(bytes buf, Py_ssize_t start, Py_ssize_t max_target,
     cdef bint keep_alive
     cdef int connection = 0  # 1 close, 2 keep-alive
     cdef unsigned char lowered[MAX_NAME]
-    cdef object method, version, old
+    cdef object method, version, old, known
     cdef str name, text
     cdef dict headers
     if start < 0 or start > n:
@@ -250,7 +295,11 @@ def parse_request(bytes buf, Py_ssize_t start, Py_ssize_t max_target,
             host_lines += 1
             name = H_HOST
         else:
-            name = PyUnicode_DecodeLatin1(<const char *>lowered, name_len, NULL)
+            known = _known(lowered, name_len)
+            if known is not None:
+                name = <str>known
+            else:
+                name = PyUnicode_DecodeLatin1(<const char *>lowered, name_len, NULL)
         text = PyUnicode_DecodeLatin1(<const char *>(p + value_start), line_end - value_start, NULL)
         found_old = PyDict_GetItem(headers, name)
         if found_old == NULL:

@@ -118,6 +118,24 @@ def test_keep_alive_as_httptools_decides_it(version: str, connection: str, keep_
     assert check(buf)[6] is keep_alive
 
 
+def test_common_header_names_are_one_str_each_and_the_rest_read_the_same() -> None:
+    """Names browsers send come from the kernel's table (one str object, its hash
+    kept) in any case; other names are new strings; the dict is the twin's."""
+    def names(req: bytes) -> dict[str, str]:
+        result = compiled().parse_request(req, 0, 8192, 65536, 1 << 20)
+        assert isinstance(result, tuple)
+        assert result[4] == twin.parse_request(req, 0, 8192, 65536, 1 << 20)[4]  # type: ignore[index]
+        return {k: k for k in result[4]}
+
+    req = (b"GET / HTTP/1.1\r\nHost: x\r\nUSER-Agent: a\r\nsec-ch-ua-platform: p\r\n"
+           b"X-Forwarded-For: 1.2.3.4\r\nTE: trailers\r\nX-Custom: c\r\nAccept-Encodinh: z\r\n\r\n")
+    first, second = names(req), names(req)
+    for name in ("host", "user-agent", "sec-ch-ua-platform", "x-forwarded-for", "te"):
+        assert first[name] is second[name], name
+    for name in ("x-custom", "accept-encodinh"):  # not in the table: equal, not shared
+        assert first[name] == second[name] and first[name] is not second[name], name
+
+
 def test_an_incomplete_head_needs_more_at_every_cut() -> None:
     head_end = XHR_SEND.index(b"\r\n\r\n") + 3
     for cut in range(head_end):
