@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -113,18 +115,27 @@ class RedisServer:
 class HAProxy:
     def __init__(self, binary: str, config: str, workdir: Path) -> None:
         self.cfg = workdir / "haproxy.cfg"
-        # A stats socket of the tests' own, to read haproxy's view of each server.
+        # A stats socket of the tests' own, to read haproxy's view of each server
+        # (haproxy takes socket paths up to 97 bytes: a short directory if need be).
         self.admin = workdir / "admin.sock"
+        self._short_dir: str | None = None
+        if len(str(self.admin)) > 90:
+            self._short_dir = tempfile.mkdtemp(prefix="hap", dir="/tmp")
+            self.admin = Path(self._short_dir) / "admin.sock"
         config = config.replace("\nglobal\n", f"\nglobal\n    stats socket {self.admin}\n", 1)
         self.cfg.write_text(config)
         check = subprocess.run([binary, "-c", "-f", str(self.cfg)], capture_output=True,
                                text=True, timeout=30)
         if check.returncode != 0:
+            if self._short_dir is not None:
+                shutil.rmtree(self._short_dir, ignore_errors=True)
             raise RuntimeError(f"haproxy -c failed:\n{check.stdout}\n{check.stderr}\n{config}")
         self.proc = Proc("haproxy", [binary, "-db", "-f", str(self.cfg)], workdir / "haproxy.log")
 
     def stop(self) -> None:
         self.proc.stop(5)
+        if self._short_dir is not None:
+            shutil.rmtree(self._short_dir, ignore_errors=True)
 
     def server_states(self, backend: str) -> dict[str, str]:
         """{server: status} of ``backend`` as haproxy sees it ("UP", "NOLB" while its
