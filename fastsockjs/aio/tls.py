@@ -35,14 +35,17 @@ def _ssl_protocol_class(loop: asyncio.AbstractEventLoop) -> type[Any] | None:
         import uvloop
     except ImportError:
         uvloop = None  # type: ignore[assignment]
-    if uvloop is not None and isinstance(loop, uvloop.Loop):
-        from uvloop.loop import SSLProtocol as uv_ssl_protocol  # type: ignore[attr-defined]
+    try:
+        if uvloop is not None and isinstance(loop, uvloop.Loop):
+            from uvloop.loop import SSLProtocol as uv_ssl_protocol  # type: ignore[attr-defined]
 
-        return uv_ssl_protocol  # type: ignore[no-any-return]
-    if isinstance(loop, asyncio.BaseEventLoop):
-        from asyncio.sslproto import SSLProtocol
+            return uv_ssl_protocol  # type: ignore[no-any-return]
+        if isinstance(loop, asyncio.BaseEventLoop):
+            from asyncio.sslproto import SSLProtocol
 
-        return SSLProtocol
+            return SSLProtocol
+    except ImportError:  # neither is public API: a release may move it
+        pass
     return None
 
 
@@ -75,6 +78,15 @@ def tls_protocol_factory(
     when the loop's TLS protocol is unknown."""
     base = _ssl_protocol_class(loop)
     if base is None:
+        return None
+    try:
+        # The constructor as this module calls it, tried once here: a loop release
+        # that changed it leaves TLS to ``ssl=`` instead of failing every connection.
+        base(loop, asyncio.Protocol(), context, loop.create_future(), server_side=True,
+             server_hostname=None, ssl_handshake_timeout=handshake_timeout)
+    except TypeError:
+        _log.debug("%s.%s takes other arguments: failed handshakes go unlogged",
+                   base.__module__, base.__qualname__)
         return None
 
     class ServerTls(base):  # type: ignore[misc, valid-type]
