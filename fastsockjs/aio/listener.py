@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastsockjs.aio.forward import forward
 from fastsockjs.aio.http import Exchange, HttpProtocol
-from fastsockjs.aio.tls import tls_protocol_factory
+from fastsockjs.aio.tls import TlsFactory, tls_protocol_factory
 from fastsockjs.broker.watch import LoopLag
 from fastsockjs.engine.core import NOT_FOUND_BODY, Engine
 from fastsockjs.engine.mount import Mount
@@ -109,6 +109,9 @@ class Listener:
         self.bytes_in = 0
         self.bytes_out = 0
         self.servers: list[asyncio.Server] = []
+        # The TLS factories of the sockets listening with ``ssl`` (their handshakes
+        # under way are aborted on close).
+        self._handshakes: list[TlsFactory] = []
         self.ssl = ssl
         self.forwarded = TrustedProxies.parse(forwarded_allow_ips)
 
@@ -181,6 +184,7 @@ class Listener:
             # in its request head; a failed handshake is logged at debug level.
             wrapped = tls_protocol_factory(loop, factory, context, self.request_timeout)
             if wrapped is not None:
+                self._handshakes.append(wrapped)
                 factory = wrapped
             else:  # a loop whose TLS protocol we do not know: its own, unlogged
                 tls = {"ssl": context, "ssl_handshake_timeout": self.request_timeout}
@@ -269,6 +273,9 @@ class Listener:
         for conn in list(self.connections):
             if conn.transport is not None:
                 conn.transport.abort()
+        for handshakes in self._handshakes:
+            handshakes.abort_pending()
+        self._handshakes.clear()
         for server in self.servers:
             await server.wait_closed()
         self.servers.clear()

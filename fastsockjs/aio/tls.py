@@ -20,12 +20,11 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 _log = logging.getLogger("fastsockjs.tls")
 
-__all__ = ["tls_protocol_factory"]
+__all__ = ["TlsFactory", "tls_protocol_factory"]
 
 
 def _ssl_protocol_class(loop: asyncio.AbstractEventLoop) -> type[Any] | None:
@@ -55,15 +54,86 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _handshake_done(peer: list[Any], waiter: asyncio.Future[None]) -> None:
-    if waiter.cancelled():
-        return
-    exc = waiter.exception()
-    if exc is not None and _log.isEnabledFor(logging.DEBUG):
-        # The TLS protocol has closed the connection already (on every path
-        # that fails its waiter); this only says why.
-        address = peer[0][0] if peer and isinstance(peer[0], tuple) else "-"
-        _log.debug("%s - TLS handshake failed: %s", address, _describe(exc))
+class _Handshake:
+    """One connection's TLS handshake, seen from its waiter: the peer for the log,
+    and the transport until the handshake ends (so that closing the listener can
+    abort it; asyncio's Server.wait_closed waits for it otherwise, since 3.12)."""
+
+    __slots__ = ("peer", "transport", "pending")
+
+    def __init__(self, pending: set[asyncio.Transport]) -> None:
+        self.peer: Any = None
+        self.transport: asyncio.Transport | None = None
+        self.pending = pending
+
+    def started(self, transport: asyncio.Transport) -> None:
+        self.peer = transport.get_extra_info("peername")
+        self.transport = transport
+        self.pending.add(transport)
+
+    def done(self, waiter: asyncio.Future[None]) -> None:
+        # (The waiter ends on every path: success, failure, timeout, connection lost.)
+        transport, self.transport = self.transport, None
+        if transport is not None:
+            self.pending.discard(transport)
+        if waiter.cancelled():
+            return
+        exc = waiter.exception()
+        if exc is not None and _log.isEnabledFor(logging.DEBUG):
+            # The TLS protocol has closed the connection already (on every path
+            # that fails its waiter); this only says why.
+            peer = self.peer
+            address = peer[0] if isinstance(peer, tuple) and peer else "-"
+            _log.debug("%s - TLS handshake failed: %s", address, _describe(exc))
+
+
+class TlsFactory:
+    """A protocol factory for a plain ``create_server`` that serves TLS with
+    ``context`` around ``app_factory``'s protocols, as ``ssl=context`` would (same
+    handshake timeout), logging failed handshakes at debug level."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        base: type[Any],
+        app_factory: Callable[[], asyncio.BaseProtocol],
+        context: ssl.SSLContext,
+        handshake_timeout: float,
+    ) -> None:
+        self.loop = loop
+        self.app_factory = app_factory
+        self.context = context
+        self.handshake_timeout = handshake_timeout
+        #: Transports whose handshake is under way.
+        self.pending: set[asyncio.Transport] = set()
+
+        class ServerTls(base):  # type: ignore[misc]
+            """The loop's TLS protocol, which also tells its handshake its transport."""
+
+            def __init__(self, handshake: _Handshake, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                self._fastsockjs_handshake = handshake
+
+            def connection_made(self, transport: asyncio.Transport) -> None:
+                self._fastsockjs_handshake.started(transport)
+                super().connection_made(transport)
+
+        self._cls = ServerTls
+
+    def __call__(self) -> asyncio.BaseProtocol:
+        waiter: asyncio.Future[None] = self.loop.create_future()
+        handshake = _Handshake(self.pending)
+        waiter.add_done_callback(handshake.done)
+        protocol: asyncio.BaseProtocol = self._cls(
+            handshake, self.loop, self.app_factory(), self.context, waiter,
+            server_side=True, server_hostname=None, ssl_handshake_timeout=self.handshake_timeout,
+        )
+        return protocol
+
+    def abort_pending(self) -> None:
+        """Abort every connection still in its handshake (the listener is closing)."""
+        for transport in list(self.pending):
+            transport.abort()
 
 
 def tls_protocol_factory(
@@ -71,11 +141,9 @@ def tls_protocol_factory(
     app_factory: Callable[[], asyncio.BaseProtocol],
     context: ssl.SSLContext,
     handshake_timeout: float,
-) -> Callable[[], asyncio.BaseProtocol] | None:
-    """A protocol factory for a plain ``create_server`` that serves TLS with
-    ``context`` around ``app_factory``'s protocols, as ``ssl=context`` would
-    (same handshake timeout), logging failed handshakes at debug level; None
-    when the loop's TLS protocol is unknown."""
+) -> TlsFactory | None:
+    """A :class:`TlsFactory` on the loop's own TLS protocol; None when that
+    protocol is unknown (the caller then passes ``ssl=`` to ``create_server``)."""
     base = _ssl_protocol_class(loop)
     if base is None:
         return None
@@ -88,29 +156,4 @@ def tls_protocol_factory(
         _log.debug("%s.%s takes other arguments: failed handshakes go unlogged",
                    base.__module__, base.__qualname__)
         return None
-
-    class ServerTls(base):  # type: ignore[misc, valid-type]
-        """The loop's TLS protocol, which also tells its waiter's callback the
-        peer (known only once the transport comes)."""
-
-        def __init__(self, peer: list[Any], *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._fastsockjs_peer = peer
-
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            self._fastsockjs_peer.append(transport.get_extra_info("peername"))
-            super().connection_made(transport)
-
-    def factory() -> asyncio.BaseProtocol:
-        waiter: asyncio.Future[None] = loop.create_future()
-        # A list, not the protocol: the waiter's callback must not keep the
-        # protocol (and its buffers) alive once the connection is gone.
-        peer: list[Any] = []
-        waiter.add_done_callback(partial(_handshake_done, peer))
-        protocol: asyncio.BaseProtocol = ServerTls(
-            peer, loop, app_factory(), context, waiter,
-            server_side=True, server_hostname=None, ssl_handshake_timeout=handshake_timeout,
-        )
-        return protocol
-
-    return factory
+    return TlsFactory(loop, base, app_factory, context, handshake_timeout)

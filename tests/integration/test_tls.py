@@ -149,6 +149,37 @@ def test_stalled_handshake_is_logged(
              TIMEOUT, "the stalled handshake logged")
 
 
+def test_shutdown_ends_handshakes_under_way(loop_kind: str, tls: TlsFiles) -> None:
+    """A client still in its TLS handshake (nothing sent, or half a ClientHello) is
+    closed by the listener's shutdown, not left to its handshake timeout (30 s): on
+    Python 3.12+ the stdlib loop's Server.wait_closed waited for it until then."""
+    import asyncio
+
+    st = ServerThread(lambda: make_testserver("/static/sockjs.min.js"), loop_kind,
+                      ssl=tls.server_context(), request_timeout=30.0).start()
+    clients = []
+    try:
+        for prefix in (b"", b"\x16\x03\x01\x00\xc8\x01"):
+            c = socket.create_connection(("127.0.0.1", st.port), timeout=TIMEOUT)
+            c.sendall(prefix)
+            clients.append(c)
+        # The server has accepted both once a later full request is answered.
+        assert https_request(st.port, "GET", "/echo/info", tls.client_context()).status == 200
+        listener = st.listener
+        assert listener is not None
+        done = asyncio.run_coroutine_threadsafe(listener.shutdown(timeout=1.0), st.loop)
+        done.result(TIMEOUT)  # (within 5 s, where a wait for the handshakes takes 30)
+        for c in clients:
+            try:
+                assert c.recv(1024) == b""
+            except ConnectionResetError:
+                pass
+    finally:
+        for c in clients:
+            c.close()
+        st.stop()
+
+
 def test_listen_ssl_per_socket(tls: TlsFiles) -> None:
     """``listen(ssl=...)`` on a Listener made without one."""
     import asyncio
