@@ -124,8 +124,13 @@ class TlsFactory:
         waiter: asyncio.Future[None] = self.loop.create_future()
         handshake = _Handshake(self.pending)
         waiter.add_done_callback(handshake.done)
+        return self._build(handshake, self.app_factory(), waiter)
+
+    def _build(
+        self, handshake: _Handshake, app: asyncio.BaseProtocol, waiter: asyncio.Future[None]
+    ) -> asyncio.BaseProtocol:
         protocol: asyncio.BaseProtocol = self._cls(
-            handshake, self.loop, self.app_factory(), self.context, waiter,
+            handshake, self.loop, app, self.context, waiter,
             server_side=True, server_hostname=None, ssl_handshake_timeout=self.handshake_timeout,
         )
         return protocol
@@ -147,13 +152,14 @@ def tls_protocol_factory(
     base = _ssl_protocol_class(loop)
     if base is None:
         return None
+    factory = TlsFactory(loop, base, app_factory, context, handshake_timeout)
     try:
-        # The constructor as this module calls it, tried once here: a loop release
-        # that changed it leaves TLS to ``ssl=`` instead of failing every connection.
-        base(loop, asyncio.Protocol(), context, loop.create_future(), server_side=True,
-             server_hostname=None, ssl_handshake_timeout=handshake_timeout)
+        # One protocol built as every connection's will be, with no connection: a
+        # loop release that changed the constructor leaves TLS to ``ssl=`` instead
+        # of failing every connection.
+        factory._build(_Handshake(set()), asyncio.Protocol(), loop.create_future())
     except TypeError:
         _log.debug("%s.%s takes other arguments: failed handshakes go unlogged",
                    base.__module__, base.__qualname__)
         return None
-    return TlsFactory(loop, base, app_factory, context, handshake_timeout)
+    return factory
