@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fastsockjs import apps
+from tests.autobahn.test_autobahn import wstest_path
 from tests.helpers import ServerThread
 
 CASES = ["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "12.1.*", "13.1.*"]
@@ -45,9 +45,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", default=",".join(CASES))
     args = parser.parse_args()
-    cache = Path(os.environ.get("FASTSOCKJS_AUTOBAHN_CACHE",
-                                os.path.expanduser("~/.cache/fastsockjs/autobahn")))
-    wstest = cache / "py27" / "bin" / "wstest"
+    wstest = wstest_path()
     if not wstest.is_file():
         print(f"no {wstest}: run pytest tests/autobahn once to build it", file=sys.stderr)
         return 2

@@ -85,12 +85,22 @@ def _run(cmd: list[str], what: str, timeout: float, cwd: Path | None = None) -> 
                     f"{done.stderr[-3000:]}", pytrace=False)
 
 
+def cache_dir() -> Path:
+    """Where the Python 2.7 virtualenv with autobahntestsuite is built and kept."""
+    return Path(os.environ.get("FASTSOCKJS_AUTOBAHN_CACHE",
+                               os.path.expanduser("~/.cache/fastsockjs/autobahn")))
+
+
+def wstest_path() -> Path:
+    """The cached virtualenv's ``wstest`` (there once :func:`_wstest` has built it)."""
+    return cache_dir() / "py27" / "bin" / "wstest"
+
+
 def _wstest() -> Path:
     """The ``wstest`` of a cached Python 2.7 virtualenv with autobahntestsuite."""
-    cache = Path(os.environ.get("FASTSOCKJS_AUTOBAHN_CACHE",
-                                os.path.expanduser("~/.cache/fastsockjs/autobahn")))
+    cache = cache_dir()
     py27 = cache / "py27"
-    wstest = py27 / "bin" / "wstest"
+    wstest = wstest_path()
     ready = cache / "ready"
     if ready.is_file() and wstest.is_file():
         return wstest
