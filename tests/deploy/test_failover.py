@@ -381,6 +381,11 @@ def test_haproxy_soft_reload(cluster: Cluster, owners: dict[str, str], haproxy_b
     try:
         clients += [WebSocketClient(port, owners["w0"], room), XhrStreaming(port, owners["w1"], room),
                     XhrPolling(port, owners["w0"], room), XhrPolling(port, owners["w1"], room)]
+        # Every session exists before the reload (a poll still opening its session
+        # during it could join after the first messages, which it would then get
+        # only in the room's history).
+        for c in clients:
+            c.hello(5)
         old = cluster.haproxy.proc
         new = Proc("haproxy-reloaded", [haproxy_bin, "-db", "-f", str(cluster.haproxy.cfg),
                                         "-sf", str(old.proc.pid)], tmp_path / "haproxy2.log")
