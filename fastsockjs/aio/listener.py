@@ -294,11 +294,11 @@ class Listener:
             body, ctype = exposition(self, self.worker)
             exchange.respond(200, [("Content-Type", ctype)], body)
             return
-        found = self.engine.find(path)
-        if found is not None:
-            mount, rest = found
+        resolved = self.engine.resolve(request.method, path)
+        if resolved is not None:
+            mount, found = resolved
             exchange.proto.endpoint = mount
-            self.engine.dispatch(mount, request, exchange, rest)
+            self.engine.answer(mount, request, exchange, found)
             return
         self._fallback_request(request, exchange)
 

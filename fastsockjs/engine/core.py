@@ -5,6 +5,8 @@ A host (the native listener in ``aio``, the ASGI application in ``asgi``)
 turns bytes or ASGI events into a :class:`~fastsockjs.protocol.http.Request`
 and an exchange (how to answer), asks :meth:`Engine.find` whose path it is,
 and hands both to :meth:`Engine.dispatch`. Everything SockJS happens below.
+(The native host asks :meth:`Engine.resolve` instead, which remembers the
+answer to both questions for a path its clients repeat.)
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from fastsockjs.engine.mount import Mount
 from fastsockjs.engine.runtime import LoopRuntime
 from fastsockjs.options import Options
 from fastsockjs.protocol.http import TEXT_PLAIN, HttpError, Request
-from fastsockjs.protocol.routing import NotFound, Route, owns
+from fastsockjs.protocol.routing import MethodNotAllowed, NotFound, Route, owns
 from fastsockjs.protocol.session import ReadyState
 from fastsockjs.transports import HANDLERS
 from fastsockjs.transports.base import Exchange
@@ -47,6 +49,15 @@ _NEW_SESSION = frozenset(("xhr", "xhr_streaming", "eventsource", "htmlfile", "js
                           "websocket", "raw_websocket"))
 _SENDS = frozenset(("xhr_send", "jsonp_send"))
 _DRAINING = "Server shutting down."
+
+#: Paths remembered per method by Engine.resolve before it starts over (clients
+#: repeat theirs; anyone else only fills it), and methods remembered (llhttp
+#: knows a few dozen; the bound is for safety).
+_MEMO = 4096
+_MEMO_METHODS = 64
+
+Found = Route | NotFound | MethodNotAllowed
+Resolved = tuple[Mount, Found] | None
 
 #: A health check: (ok, reason), cheap (no I/O, no await).
 HealthCheck = Callable[[], tuple[bool, str]]
@@ -103,6 +114,8 @@ class Engine:
         self.draining = False
         # (check, drain): a failing drain check asks for no new sessions only.
         self._health_checks: list[tuple[HealthCheck, bool]] = []
+        # resolve()'s memo: method -> path -> (mount, route), or None (no mount's).
+        self._resolved: dict[str, dict[str, Resolved]] = {}
 
     # -- mounting ----------------------------------------------------------------
     def mount(self, server: Server, options: Options) -> Mount:
@@ -113,6 +126,7 @@ class Engine:
         mount = Mount(server, options, self.runtime)
         self.mounts.append(mount)
         self.mounts.sort(key=lambda m: len(m.prefix), reverse=True)
+        self._resolved.clear()
         server.attached(mount, self.spawn)
         return mount
 
@@ -122,6 +136,26 @@ class Engine:
             if owns(mount.prefix, path):
                 return mount, path[len(mount.prefix) :]
         return None
+
+    def resolve(self, method: str, path: str) -> Resolved:
+        """The mount owning ``path`` and the route of ``method`` on it, or None:
+        :meth:`find` and :meth:`Mount.route` in one, remembered per path (a polling
+        client repeats its paths; the per-request cost is one lookup)."""
+        table = self._resolved.get(method)
+        if table is None:
+            if len(self._resolved) >= _MEMO_METHODS:
+                self._resolved.clear()
+            table = self._resolved[method] = {}
+        try:
+            return table[path]
+        except KeyError:
+            pass
+        owner = self.find(path)
+        resolved = None if owner is None else (owner[0], owner[0].route(method, owner[1]))
+        if len(table) >= _MEMO:
+            table.clear()
+        table[path] = resolved
+        return resolved
 
     @property
     def max_message_size(self) -> int:
@@ -166,7 +200,12 @@ class Engine:
         ``authorize`` hook is async, returns the task that answers once it has
         decided (a host may await it; errors are answered through the exchange).
         """
-        found = mount.route(request.method, rest)
+        return self.answer(mount, request, exchange, mount.route(request.method, rest))
+
+    def answer(
+        self, mount: Mount, request: Request, exchange: Exchange, found: Found
+    ) -> Awaitable[None] | None:
+        """:meth:`dispatch` for a request already routed (:meth:`resolve`)."""
         if isinstance(found, Route):
             if self.draining:
                 self._refuse_while_draining(mount, found.kind, found.session_id)

@@ -59,6 +59,53 @@ def test_the_longest_prefix_owns_a_path(loop: asyncio.AbstractEventLoop) -> None
         engine.mount(Server(prefix="/a"), make_options(prefix="/a"))
 
 
+def test_resolve_is_find_and_route_remembered(
+    loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = engine_with(loop, Server(prefix="/a"), Server(prefix="/a/b"))
+    for method, path in [("POST", "/a/b/000/s1/xhr"), ("GET", "/a/info"), ("PUT", "/a/info"),
+                         ("GET", "/a/nope"), ("GET", "/a/bc/info")]:
+        owner = engine.find(path)
+        assert owner is not None
+        assert engine.resolve(method, path) == (owner[0], owner[0].route(method, owner[1]))
+    assert engine.resolve("GET", "/elsewhere") is None
+    # Asked again, the answer comes from the memo: neither find nor route runs.
+    monkeypatch.setattr(engine, "find", lambda path: pytest.fail("not remembered"))
+    assert engine.resolve("POST", "/a/b/000/s1/xhr")[0].prefix == "/a/b"  # type: ignore[index]
+    assert engine.resolve("GET", "/elsewhere") is None
+    monkeypatch.undo()
+    # A new mount forgets what was remembered: "/c" was nobody's, now it is.
+    assert engine.resolve("GET", "/c/info") is None
+    engine.mount(Server(prefix="/c"), make_options(prefix="/c"))
+    assert engine.resolve("GET", "/c/info")[0].prefix == "/c"  # type: ignore[index]
+
+
+def test_resolve_remembers_a_bounded_number_of_paths(
+    loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fastsockjs.engine.core import _MEMO, _MEMO_METHODS
+
+    engine = engine_with(loop, Server(prefix="/echo"))
+    finds: list[str] = []
+    find = engine.find
+    monkeypatch.setattr(engine, "find", lambda path: finds.append(path) or find(path))
+
+    def forgotten(method: str, path: str) -> bool:
+        del finds[:]
+        engine.resolve(method, path)
+        return finds == [path]
+
+    engine.resolve("POST", "/echo/000/first/xhr")
+    assert not forgotten("POST", "/echo/000/first/xhr")
+    for i in range(_MEMO):  # as many other paths as it keeps: the first is gone
+        engine.resolve("POST", f"/echo/000/s{i}/xhr")
+    assert forgotten("POST", "/echo/000/first/xhr")
+    engine.resolve("GET", "/echo/info")
+    for i in range(_MEMO_METHODS):  # and the same for methods
+        engine.resolve(f"M{i}", "/echo/info")
+    assert forgotten("GET", "/echo/info")
+
+
 def test_greeting_info_and_unknown_paths(loop: asyncio.AbstractEventLoop) -> None:
     engine = engine_with(loop, Server(prefix="/echo"))
     assert ask(engine, "GET", "/echo").body == b"Welcome to SockJS!\n"
