@@ -17,12 +17,27 @@ MODE = os.environ.get("FASTSOCKJS_BUILD_EXTENSION", "optional").strip().lower()
 if MODE not in ("required", "skip", "optional"):
     sys.exit(f"FASTSOCKJS_BUILD_EXTENSION must be required, skip or optional, not {MODE!r}")
 
-# Every .pyx of the package is an extension (a twin in pure Python stands beside each).
-EXTENSIONS = sorted(
-    "fastsockjs." + name[: -len(".pyx")]
-    for name in os.listdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "fastsockjs"))
-    if name.endswith(".pyx")
-)
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _sources() -> dict[str, str]:
+    """Extension name -> source. Every .pyx of the package is an extension (a twin
+    in pure Python stands beside each); so is every ``X_py.py`` with an ``X.pxd``
+    beside it, compiled as it is (Cython's pure-Python mode) into ``X``: the
+    ``.pxd`` is named after the module built, which is how Cython finds it."""
+    found = {}
+    for folder, _dirs, files in os.walk(os.path.join(HERE, "fastsockjs")):
+        package = os.path.relpath(folder, HERE).replace(os.sep, ".")
+        for name in files:
+            path = os.path.relpath(os.path.join(folder, name), HERE)
+            if name.endswith(".pyx"):
+                found[package + "." + name[: -len(".pyx")]] = path
+            elif name.endswith(".pxd") and name[: -len(".pxd")] + "_py.py" in files:
+                found[package + "." + name[: -len(".pxd")]] = path[: -len(".pxd")] + "_py.py"
+    return dict(sorted(found.items()))
+
+
+SOURCES = _sources()
 
 
 class OptionalBuildExt(build_ext):
@@ -60,8 +75,8 @@ def extensions() -> list[Extension]:
         warnings.warn("fastsockjs: Cython missing; using the pure-Python twins", stacklevel=1)
         return []
     exts = [
-        Extension(name, [name.replace(".", "/") + ".pyx"], extra_compile_args=[] if sys.platform == "win32" else ["-O3"])
-        for name in EXTENSIONS
+        Extension(name, [source], extra_compile_args=[] if sys.platform == "win32" else ["-O3"])
+        for name, source in SOURCES.items()
     ]
     try:
         return cythonize(
@@ -71,6 +86,8 @@ def extensions() -> list[Extension]:
                 "boundscheck": False,
                 "wraparound": False,
                 "cdivision": True,
+                # A pure-Python module's annotations are for mypy: only its .pxd types it.
+                "annotation_typing": False,
             },
             quiet=True,
         )

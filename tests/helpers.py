@@ -337,8 +337,8 @@ def close_code(payload: bytes) -> tuple[int, str]:
 
 
 class _Compiled:
-    """A compiled kernel module (``fastsockjs._frames``, ``fastsockjs._http``), or
-    why it is missing.
+    """A compiled module (the kernels ``fastsockjs._frames`` and ``fastsockjs._http``,
+    the HTTP connection ``fastsockjs.aio._connection``), or why it is missing.
 
     ``require()`` skips a test locally and fails it under ``CI=true`` (unless
     ``FASTSOCKJS_BUILD_EXTENSION=skip`` says the build left them out on purpose).
@@ -373,6 +373,8 @@ class _Compiled:
 
 compiled_frames = _Compiled("_frames")
 compiled_http = _Compiled("_http")
+#: The native host's HTTP connection compiled from ``aio/_connection_py.py``.
+compiled_connection = _Compiled("aio._connection")
 
 
 def jdump(obj: Any) -> str:

@@ -13,7 +13,7 @@ import os
 import socket
 import ssl as _ssl
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from fastsockjs.aio.forward import forward
 from fastsockjs.aio.http import Exchange, HttpProtocol
@@ -177,7 +177,9 @@ class Listener:
         loop = asyncio.get_running_loop()
         self.engine.bind(loop)
         context = ssl if ssl is not None else self.ssl
-        factory: Callable[[], asyncio.BaseProtocol] = self.protocol_factory
+        # (HttpProtocol has asyncio.Protocol's methods without deriving from it: a
+        # compiled class cannot derive from a Python one.)
+        factory = cast("Callable[[], asyncio.BaseProtocol]", self.protocol_factory)
         tls: dict[str, Any] = {}
         if context is not None:
             # A client stalling in the handshake gets no longer than one stalling

@@ -216,6 +216,8 @@ def test_sdist_has_the_sources_and_no_build_artifacts(dists: Dists) -> None:
         "fastsockjs/_http.pyx",
         "fastsockjs/_http.pyi",
         "fastsockjs/_http_py.py",
+        "fastsockjs/aio/_connection_py.py",
+        "fastsockjs/aio/_connection.pxd",
         "fastsockjs/py.typed",
         "tests/unit/test_frames.py",
     ):
@@ -226,7 +228,7 @@ def test_sdist_has_the_sources_and_no_build_artifacts(dists: Dists) -> None:
 
 def test_binary_wheel_has_the_extension_and_typing(dists: Dists) -> None:
     names, meta = _wheel_meta(dists.wheel)
-    for kernel in ("_frames", "_http"):
+    for kernel in ("_frames", "_http", "aio/_connection"):
         assert [n for n in names if re.fullmatch(rf"fastsockjs/{kernel}\..*\.so", n)], sorted(names)
     assert {"fastsockjs/py.typed", "fastsockjs/_frames.pyi", "fastsockjs/_http.pyi"} <= names
     assert "Root-Is-Purelib: false" in meta
@@ -277,7 +279,7 @@ def test_pure_wheel_has_no_extension_and_works(dists: Dists, workdir: Path) -> N
     names, meta = _wheel_meta(dists.pure_wheel)
     assert not [n for n in names if n.endswith((".so", ".pyd"))], sorted(names)
     assert {"fastsockjs/py.typed", "fastsockjs/_frames.pyi", "fastsockjs/_frames_py.py",
-            "fastsockjs/_http_py.py"} <= names
+            "fastsockjs/_http_py.py", "fastsockjs/aio/_connection_py.py"} <= names
     # skip builds no ext_modules, so setuptools tags the wheel pure.
     assert dists.pure_wheel.name.endswith("-py3-none-any.whl"), dists.pure_wheel.name
     assert "Root-Is-Purelib: true" in meta

@@ -1,7 +1,8 @@
 """The HTTP connection reads the same whatever parses its requests: any stream of
 requests (plain, odd or broken), cut into any pieces, gets the same answers, the
 same dispatched requests and the same closing from httptools alone, from the
-twin fast parser and from the compiled one in front of it. (One difference is
+twin fast parser and from the compiled one in front of it, and from the HTTP
+connection as written (``aio/_connection_py.py``) and compiled. (One difference is
 left out on purpose: bytes after a request that closes the connection are never
 read by the fast path, where httptools reports them as an error; see
 test_http_protocol's test of it.)"""
@@ -15,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastsockjs import _http_py
-from fastsockjs.aio.http import HttpProtocol
+from fastsockjs.aio import _connection_py
 from fastsockjs.heads import ParseRequest
-from tests.helpers import compiled_http
+from tests.helpers import compiled_connection, compiled_http
 from tests.unit.fakes import FakeClock, FakeTransport
 from tests.unit.test_http_protocol import FakeListener, echo_path
 
@@ -48,11 +49,12 @@ _ODD = [
 ]
 
 
-def serve(parse: ParseRequest | None, chunks: list[bytes]) -> tuple[Any, ...]:
+def serve(parse: ParseRequest | None, chunks: list[bytes],
+          connection: Any = _connection_py) -> tuple[Any, ...]:
     clock = FakeClock()
     listener = FakeListener(clock, echo_path)
     transport = FakeTransport()
-    proto = HttpProtocol(listener, parse)
+    proto = connection.HttpProtocol(listener, parse)
     proto.connection_made(transport)
     for chunk in chunks:
         if transport.closed:
@@ -81,4 +83,9 @@ def streams(draw: Any) -> list[bytes]:
 def test_every_parser_gives_the_same_answers(chunks: list[bytes]) -> None:
     expected = serve(None, chunks)
     assert serve(_http_py.parse_request, chunks) == expected
-    assert serve(compiled_http.require().parse_request, chunks) == expected
+    compiled_parse = compiled_http.require().parse_request
+    assert serve(compiled_parse, chunks) == expected
+    # The compiled connection, on httptools alone and behind the compiled parser.
+    compiled = compiled_connection.require()
+    assert serve(None, chunks, compiled) == expected
+    assert serve(compiled_parse, chunks, compiled) == expected

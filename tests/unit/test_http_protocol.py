@@ -1,7 +1,10 @@
 """aio/http.py's HttpProtocol and Exchange on a fake asyncio transport and a fake
 listener whose timer heap runs on a fake clock: keep-alive and pipelining,
 request deadlines, size limits, lingering close, streamed bodies, the Host and
-request-target checks, and what a lost connection lets go of. No sockets."""
+request-target checks, and what a lost connection lets go of. No sockets.
+
+Every test runs on the connection as written (``aio/_connection_py.py``) and
+compiled (``aio._connection``), each with three head parsers."""
 
 from __future__ import annotations
 
@@ -15,12 +18,13 @@ from typing import Any
 import pytest
 
 from fastsockjs import _http_py
+from fastsockjs.aio import _connection_py
 from fastsockjs.aio.http import LINGER_TIMEOUT, Exchange, HttpProtocol
 from fastsockjs.engine.core import Engine
 from fastsockjs.heads import ParseRequest
 from fastsockjs.protocol.http import HttpError, Request
 from fastsockjs.protocol.timers import TimerQueue
-from tests.helpers import compiled_http
+from tests.helpers import compiled_connection, compiled_http
 from tests.unit.fakes import FakeClock, FakeTransport
 
 Handler = Callable[[Request, Exchange], None]
@@ -66,14 +70,16 @@ def echo_path(request: Request, exchange: Exchange) -> None:
 class Conn:
     """One HttpProtocol on a FakeTransport, with its listener and clock."""
 
-    #: The head parser every test here runs with (the fixture below sets it).
+    #: The head parser and the connection module every test here runs with (the
+    #: fixtures below set them).
     parse: ParseRequest | None = None
+    connection: Any = _connection_py
 
     def __init__(self, handler: Handler = echo_path) -> None:
         self.clock = FakeClock()
         self.listener = FakeListener(self.clock, handler)
         self.transport = FakeTransport()
-        self.proto = HttpProtocol(self.listener, self.parse)
+        self.proto: HttpProtocol = self.connection.HttpProtocol(self.listener, self.parse)
         self.proto.connection_made(self.transport)
 
     def feed(self, data: bytes) -> bytes:
@@ -92,6 +98,13 @@ def head_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     elif request.param == "compiled":
         parse = compiled_http.require().parse_request
     monkeypatch.setattr(Conn, "parse", staticmethod(parse) if parse else None)
+    return str(request.param)
+
+
+@pytest.fixture(autouse=True, params=["written", "compiled"])
+def connection(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    module = _connection_py if request.param == "written" else compiled_connection.require()
+    monkeypatch.setattr(Conn, "connection", module)
     return str(request.param)
 
 
