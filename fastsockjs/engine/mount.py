@@ -22,7 +22,7 @@ from fastsockjs.protocol.http import (
     no_cache,
 )
 from fastsockjs.protocol.routing import MethodNotAllowed, NotFound, Route, route
-from fastsockjs.protocol.session import ReadyState, Session, SessionConnection
+from fastsockjs.protocol.session import FlushQueue, ReadyState, Session, SessionConnection
 from fastsockjs.protocol.timers import TimerQueue
 from fastsockjs.protocol.websocket import PerMessageDeflate
 from fastsockjs.transports import SESSION_METHODS, enabled_endpoints
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from fastsockjs.engine.runtime import LoopRuntime
     from fastsockjs.server import Server
 
-_log = logging.getLogger("fastsockjs.error")
 _CLOSED = ReadyState.CLOSED
 #: Entries of each of a mount's memo tables (routes, header blocks) before it
 #: starts over: clients repeat a few of each, and anyone else only fills it.
@@ -46,7 +45,11 @@ class Mount:
         self.server = server
         self.options = options
         self.prefix = options.prefix
-        self.runtime: LoopRuntime | None = runtime
+        # The sessions' clock and end-of-turn flushes: the runtime's loop, once bound.
+        self.clock: Callable[[], float] = self._not_running
+        self.flushes = FlushQueue(self._schedule_unbound)
+        self._runtime: LoopRuntime | None = None
+        self.runtime = runtime
         self.enabled_endpoints = enabled_endpoints(options)
         self.heartbeat_delay = float(options.heartbeat_delay)
         self.disconnect_delay = float(options.disconnect_delay)
@@ -72,7 +75,6 @@ class Mount:
         self.opened_total = 0
         self.closed_total = 0
         self.refusals: dict[str, int] = {}
-        self._dirty: list[Session] = []
         self._iframe = iframe_page(options.sockjs_url)
         # What repeats from request to request, worked out once: the route of a
         # (method, path) and the session headers for an (Origin, requested headers).
@@ -82,35 +84,37 @@ class Mount:
         self.log.debug("SockJS endpoint %r mounted (websocket=%s)", self.prefix,
                        options.websocket_enabled)
 
-    def _rt(self) -> LoopRuntime:
-        runtime = self.runtime
+    @property
+    def runtime(self) -> LoopRuntime | None:
+        return self._runtime
+
+    @runtime.setter
+    def runtime(self, runtime: LoopRuntime | None) -> None:
+        self._runtime = runtime
         if runtime is None:
-            raise RuntimeError(f"the mount {self.prefix!r} is not running on an event loop")
+            self.clock = self._not_running
+            self.flushes.schedule = self._schedule_unbound
+        else:
+            self.clock = runtime.loop.time
+            self.flushes.schedule = runtime.loop.call_soon
+
+    def _rt(self) -> LoopRuntime:
+        runtime = self._runtime
+        if runtime is None:
+            self._not_running()
+        assert runtime is not None
         return runtime
+
+    def _not_running(self) -> float:
+        raise RuntimeError(f"the mount {self.prefix!r} is not running on an event loop")
+
+    def _schedule_unbound(self, fn: Callable[[], None]) -> None:
+        self._not_running()
 
     # -- SessionHost -------------------------------------------------------------
     @property
     def timers(self) -> TimerQueue:
         return self._rt().timers
-
-    def now(self) -> float:
-        runtime = self.runtime  # (the per-message path: no call when bound)
-        return (runtime if runtime is not None else self._rt()).loop.time()
-
-    def request_flush(self, session: Session) -> None:
-        dirty = self._dirty
-        dirty.append(session)
-        if len(dirty) == 1:
-            runtime = self.runtime
-            (runtime if runtime is not None else self._rt()).loop.call_soon(self._flush_dirty)
-
-    def _flush_dirty(self) -> None:
-        dirty, self._dirty = self._dirty, []
-        for session in dirty:
-            try:
-                session.flush()
-            except Exception:
-                _log.exception("flushing %r failed", session)
 
     def defer(self, fn: Callable[..., Any], *args: Any) -> None:
         self._rt().soon(fn, *args)

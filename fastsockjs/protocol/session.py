@@ -11,8 +11,9 @@ time; messages the application writes meanwhile wait in the outbox.
          `------------- timeout / abort ------+-----------------+--> CLOSED
 
 * Every message written in one event-loop turn leaves as one ``a[...]`` frame:
-  ``send()`` only queues and asks the host for one flush at the end of the
-  turn. ``o``, ``h`` and ``c`` frames are always written on their own.
+  ``send()`` only queues and joins the host's :class:`FlushQueue`, which the
+  host runs once at the end of the turn. ``o``, ``h`` and ``c`` frames are
+  always written on their own.
 * One deadline per session (a :class:`~fastsockjs.protocol.timers.Deadline`
   on the host's timer queue): the heartbeat while a receiver is attached, the
   disconnect timeout while none is. Moving it later costs nothing.
@@ -27,6 +28,7 @@ the timer, end-of-turn flushing and the event delivery.
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -34,8 +36,11 @@ from fastsockjs import frames
 from fastsockjs.protocol.timers import Deadline, TimerQueue
 
 __all__ = [
-    "ANOTHER_CONNECTION", "ReadyState", "Receiver", "Session", "SessionConnection", "SessionHost",
+    "ANOTHER_CONNECTION", "FlushQueue", "ReadyState", "Receiver", "Session", "SessionConnection",
+    "SessionHost",
 ]
+
+_log = logging.getLogger("fastsockjs.error")
 
 ANOTHER_CONNECTION = frames.close_frame(2010, "Another connection still open")
 OUTBOX_FULL = (1013, "Outgoing queue full")
@@ -48,8 +53,35 @@ class ReadyState(enum.IntEnum):
     CLOSED = 3
 
 
+class FlushQueue:
+    """The sessions that have messages queued in this loop turn, flushed together
+    at its end: ``schedule(run)`` (the loop's ``call_soon``, a test's list) is
+    asked once per turn, by the first session that joins."""
+
+    __slots__ = ("schedule", "_dirty")
+
+    def __init__(self, schedule: Callable[[Callable[[], None]], Any]) -> None:
+        self.schedule = schedule
+        self._dirty: list[Session] = []
+
+    def add(self, session: Session) -> None:
+        dirty = self._dirty
+        dirty.append(session)
+        if len(dirty) == 1:
+            self.schedule(self.run)
+
+    def run(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for session in dirty:
+            try:
+                session.flush()
+            except Exception:
+                _log.exception("flushing %r failed", session)
+
+
 class SessionHost(Protocol):
-    """What a session needs from its environment."""
+    """What a session needs from its environment: ``clock()`` is the time now
+    (plain attributes, not methods of the host: they are read per message)."""
 
     heartbeat_delay: float
     disconnect_delay: float
@@ -62,10 +94,11 @@ class SessionHost(Protocol):
     messages_out: int
     dropped: int
 
+    clock: Callable[[], float]
+    flushes: FlushQueue
+
     @property
     def timers(self) -> TimerQueue: ...
-    def now(self) -> float: ...
-    def request_flush(self, session: Session) -> None: ...
     def defer(self, fn: Callable[..., Any], *args: Any) -> None: ...
     def create_future(self) -> Any: ...
     def spawn(self, awaitable: Any) -> None: ...
@@ -197,7 +230,7 @@ class Session(Drainable):
         self._waiters: list[Any] | None = None
         self.connection = host.new_connection(self)
         # A session nobody attaches to must not live forever.
-        self._set_deadline(_DISCONNECT, host.now() + host.disconnect_delay)
+        self._set_deadline(_DISCONNECT, host.clock() + host.disconnect_delay)
 
     # -- deadlines -------------------------------------------------------
     def _set_deadline(self, kind: int, at: float) -> None:
@@ -233,7 +266,7 @@ class Session(Drainable):
             self.close_sent = True
             recv.finish()
             if self.state is ReadyState.CLOSING:
-                self._set_deadline(_DISCONNECT, self.host.now() + self.host.disconnect_delay)
+                self._set_deadline(_DISCONNECT, self.host.clock() + self.host.disconnect_delay)
             return False
         self.receiver = recv
         recv.session = self
@@ -249,7 +282,7 @@ class Session(Drainable):
         if self.outbox:
             self.flush()
         else:
-            self._set_deadline(_HEARTBEAT, self.host.now() + self.host.heartbeat_delay)
+            self._set_deadline(_HEARTBEAT, self.host.clock() + self.host.heartbeat_delay)
         return True
 
     def detach(self, recv: Receiver) -> None:
@@ -259,7 +292,7 @@ class Session(Drainable):
         self.receiver = None
         recv.session = None
         if recv.delay_disconnect:
-            self._set_deadline(_DISCONNECT, self.host.now() + self.host.disconnect_delay)
+            self._set_deadline(_DISCONNECT, self.host.clock() + self.host.disconnect_delay)
         else:
             self.expire()
 
@@ -302,7 +335,7 @@ class Session(Drainable):
         self.outbox_bytes = size
         if recv is not None and not self._flush_pending:
             self._flush_pending = True
-            host.request_flush(self)
+            host.flushes.add(self)
         return True
 
     def _overflow(self) -> bool:
@@ -327,7 +360,7 @@ class Session(Drainable):
         self.host.messages_out += len(batch)
         recv.send_messages(batch)
         if self.receiver is not None:
-            self._set_deadline(_HEARTBEAT, self.host.now() + self.host.heartbeat_delay)
+            self._set_deadline(_HEARTBEAT, self.host.clock() + self.host.heartbeat_delay)
         if self._waiters:
             self.wake_drainers()
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastsockjs.connection import Connection
-from fastsockjs.protocol.session import Session
+from fastsockjs.protocol.session import FlushQueue, Session
 from fastsockjs.protocol.timers import TimerQueue
 
 
@@ -137,16 +137,15 @@ class FakeHost:
         self.disconnect_delay = disconnect
         self.time = 1000.0
         self.timers = TimerQueue()
-        self.dirty: list[Session] = []
+        # The flush queue's run, once asked for in this turn (end_turn calls it).
+        self.turn_end: list[Callable[[], None]] = []
+        self.flushes = FlushQueue(self.turn_end.append)
         self.deferred: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
         self.forgotten: list[Session] = []
         self.opened_conns: list[Any] = []
 
-    def now(self) -> float:
+    def clock(self) -> float:
         return self.time
-
-    def request_flush(self, session: Session) -> None:
-        self.dirty.append(session)
 
     def defer(self, fn: Callable[..., Any], *args: Any) -> None:
         self.deferred.append((fn, args))
@@ -171,9 +170,10 @@ class FakeHost:
         deferred, self.deferred = self.deferred, []
         for fn, args in deferred:
             fn(*args)
-        dirty, self.dirty = self.dirty, []
-        for s in dirty:
-            s.flush()
+        runs = self.turn_end[:]
+        self.turn_end.clear()  # (in place: the flush queue appends to this list)
+        for run in runs:
+            run()
 
     def advance(self, seconds: float) -> None:
         """Move the clock, firing what comes due on the way, in order."""

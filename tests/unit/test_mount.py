@@ -11,7 +11,7 @@ from fastsockjs.engine.mount import Mount
 from fastsockjs.protocol.http import NO_CACHE, HttpError, Request
 from fastsockjs.protocol.session import ReadyState
 from fastsockjs.server import Server
-from tests.unit.fakes import Mounted, Recv
+from tests.unit.fakes import FakeClock, FakeRuntime, Mounted, Recv
 
 
 def attach(m: Mounted, sid: str, recv: Recv | None = None) -> Recv:
@@ -141,3 +141,22 @@ def test_a_mount_off_any_loop_says_so() -> None:
     with pytest.raises(RuntimeError, match="not running on an event loop"):
         mount.open_session("a")
     assert mount.session("a") is None and mount.live_sessions == 0
+
+
+def test_the_sessions_clock_and_flushes_follow_the_runtime() -> None:
+    # Sessions read the mount's clock and join its flush queue per message: both
+    # are the bound loop's own (rebinding moves them), and say so when unbound.
+    m = Mounted()
+    mount = m.mount
+    assert mount.clock() == m.clock.time()
+    recv = attach(m, "a")
+    other = FakeRuntime(FakeClock(5000.0))
+    mount.runtime = other  # type: ignore[assignment] # (duck-typed, as in Mounted)
+    assert mount.clock() == 5000.0
+    m.conns[0].write("x")
+    assert other.clock.soon and not m.clock.soon
+    other.clock.end_turn()
+    assert recv.frames == ["o", 'a["x"]']
+    mount.runtime = None
+    with pytest.raises(RuntimeError, match="not running on an event loop"):
+        mount.clock()
