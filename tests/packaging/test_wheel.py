@@ -195,9 +195,11 @@ def wheel_venv(workdir: Path, dists: Dists) -> Path:
 
 @pytest.fixture(scope="module")
 def tests_tree(workdir: Path) -> Path:
-    """The tests and the pytest config, without the ``fastsockjs/`` package."""
+    """The tests, the docs some of them check, and the pytest config, without the
+    ``fastsockjs/`` package."""
     run = workdir / "run"
     _copy_tracked(run, "tests")
+    _copy_tracked(run, "docs")  # (test_message_path reads docs/architecture.md)
     shutil.copy2(ROOT / "pyproject.toml", run / "pyproject.toml")
     assert not (run / "fastsockjs").exists()
     return run
