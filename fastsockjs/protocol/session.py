@@ -16,7 +16,11 @@ time; messages the application writes meanwhile wait in the outbox.
   always written on their own.
 * One deadline per session (a :class:`~fastsockjs.protocol.timers.Deadline`
   on the host's timer queue): the heartbeat while a receiver is attached, the
-  disconnect timeout while none is. Moving it later costs nothing.
+  disconnect timeout while none is. A frame sent postpones the heartbeat
+  without touching the deadline: ``flush`` notes the time, and the heartbeat
+  deadline, when it comes, moves itself to ``heartbeat_delay`` after the last
+  frame if there was one since (one re-arm per heartbeat period, not per
+  message).
 * A receiver that ends normally starts the disconnect timeout; one the client
   aborted closes the session at once (``delay_disconnect`` false), as
   sockjs-node does. ``'close'`` is emitted exactly once, when CLOSED is reached.
@@ -202,6 +206,7 @@ class Session(Drainable):
         "close_sent",
         "_deadline",
         "_deadline_kind",
+        "_sent_at",
         "_flush_pending",
         "_early",
         "_close_deferred",
@@ -221,6 +226,8 @@ class Session(Drainable):
         self.close_sent = False
         self._deadline = Deadline(host.timers, self.on_timer)
         self._deadline_kind = 0
+        # When the last frame of messages went out (the heartbeat counts from it).
+        self._sent_at = 0.0
         self._flush_pending = False
         # Messages that arrive before 'connection' was emitted (e.g. in the same
         # packet as the WebSocket handshake) wait here for the app's handlers.
@@ -244,7 +251,12 @@ class Session(Drainable):
         if self._deadline_kind == _HEARTBEAT:
             recv = self.receiver
             if recv is not None:
-                self._set_deadline(_HEARTBEAT, now + self.host.heartbeat_delay)
+                delay = self.host.heartbeat_delay
+                due = self._sent_at + delay
+                if now < due:  # frames went out meanwhile: a delay after the last
+                    self._set_deadline(_HEARTBEAT, due)
+                    return
+                self._set_deadline(_HEARTBEAT, now + delay)
                 recv.heartbeat()
         else:
             self.expire()
@@ -281,7 +293,7 @@ class Session(Drainable):
             return True
         if self.outbox:
             self.flush()
-        else:
+        if self.receiver is not None:
             self._set_deadline(_HEARTBEAT, self.host.clock() + self.host.heartbeat_delay)
         return True
 
@@ -359,8 +371,7 @@ class Session(Drainable):
         self.outbox_bytes = 0
         self.host.messages_out += len(batch)
         recv.send_messages(batch)
-        if self.receiver is not None:
-            self._set_deadline(_HEARTBEAT, self.host.clock() + self.host.heartbeat_delay)
+        self._sent_at = self.host.clock()  # (postpones the heartbeat: see on_timer)
         if self._waiters:
             self.wake_drainers()
 

@@ -84,6 +84,25 @@ def test_traffic_postpones_the_heartbeat(host: FakeHost) -> None:
     assert r.frames[-1] == "h"
 
 
+def test_the_heartbeat_comes_a_delay_after_the_last_frame(host: FakeHost) -> None:
+    # Frames at 10, 30 and 50 s: the heartbeat deadline armed at the attach moves
+    # itself past each (25 s after the last frame), whatever came between.
+    s, r, _ = opened(host)
+    for _ in range(3):
+        host.advance(10 if not r.frames[1:] else 20)
+        s.connection.write("x")
+        host.end_turn()
+    assert r.frames == ["o", 'a["x"]', 'a["x"]', 'a["x"]']
+    host.advance(24.9)
+    assert r.frames[-1] == 'a["x"]'
+    host.advance(0.2)
+    assert r.frames[-1] == "h"
+    host.advance(24.8)
+    assert r.frames.count("h") == 1
+    host.advance(0.3)
+    assert r.frames.count("h") == 2
+
+
 def test_disconnect_delay_after_receiver_ends(host: FakeHost) -> None:
     s, r, closes = opened(host, Recv(limit=1))
     host.advance(4.9)
