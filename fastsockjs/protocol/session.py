@@ -371,7 +371,8 @@ class Session(Drainable):
         self.outbox_bytes = 0
         self.host.messages_out += len(batch)
         recv.send_messages(batch)
-        self._sent_at = self.host.clock()  # (postpones the heartbeat: see on_timer)
+        if self.receiver is not None:  # (a polling receiver ended with this frame)
+            self._sent_at = self.host.clock()  # postpones the heartbeat: see on_timer
         if self._waiters:
             self.wake_drainers()
 
