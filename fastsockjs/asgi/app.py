@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from fastsockjs.engine.core import NOT_FOUND_BODY, Engine
+from fastsockjs.engine.core import NOT_FOUND_BODY, Engine, Found
 from fastsockjs.engine.mount import Mount
 from fastsockjs.options import Options
 from fastsockjs.protocol.asgi import (
@@ -213,22 +213,24 @@ class SockJSApp:
             else:
                 await _deny_websocket(scope, receive, send, 404)
             return
-        endpoint, rest, full_path = found
+        endpoint, route, full_path = found
         self.active += 1
         try:
             if kind == "http":
-                await self._http(scope, receive, send, endpoint, rest, full_path)
+                await self._http(scope, receive, send, endpoint, route, full_path)
             else:
-                await self._websocket(scope, receive, send, endpoint, rest, full_path)
+                await self._websocket(scope, receive, send, endpoint, route, full_path)
         finally:
             self.active -= 1
 
-    def _find(self, scope: Scope) -> tuple[Mount, str, str] | None:
+    def _find(self, scope: Scope) -> tuple[Mount, Found, str] | None:
         rel, full = paths(scope)
-        found = self.engine.find(rel)
-        if found is None and full != rel:
-            found = self.engine.find(full)
-        return None if found is None else (found[0], found[1], full)
+        # (A WebSocket is routed as the GET it was: request_from_scope says so too.)
+        method = str(scope.get("method", "GET")) if scope["type"] == "http" else "GET"
+        resolved = self.engine.resolve(method, rel)
+        if resolved is None and full != rel:
+            resolved = self.engine.resolve(method, full)
+        return None if resolved is None else (resolved[0], resolved[1], full)
 
     def _request(self, scope: Scope, full_path: str, body: bytes = b"") -> Request:
         request = request_from_scope(scope, full_path, body)
@@ -237,10 +239,10 @@ class SockJSApp:
         return request
 
     async def _dispatch(
-        self, endpoint: Mount, request: Request, exchange: Any, rest: str
+        self, endpoint: Mount, request: Request, exchange: Any, route: Found
     ) -> None:
         try:
-            pending = self.engine.dispatch(endpoint, request, exchange, rest)
+            pending = self.engine.answer(endpoint, request, exchange, route)
         except HttpError as err:
             exchange.error(err)
         except Exception:
@@ -252,7 +254,7 @@ class SockJSApp:
 
     # -- http ------------------------------------------------------------------------
     async def _http(
-        self, scope: Scope, receive: Receive, send: Send, endpoint: Mount, rest: str,
+        self, scope: Scope, receive: Receive, send: Send, endpoint: Mount, route: Found,
         full_path: str,
     ) -> None:
         limit = self.max_body
@@ -280,12 +282,12 @@ class SockJSApp:
         if too_big:
             exchange.error(HttpError(413, "Payload Too Large"))
         else:
-            await self._dispatch(endpoint, request, exchange, rest)
+            await self._dispatch(endpoint, request, exchange, route)
         await exchange.run(receive, send)
 
     # -- websocket ---------------------------------------------------------------------
     async def _websocket(
-        self, scope: Scope, receive: Receive, send: Send, endpoint: Mount, rest: str,
+        self, scope: Scope, receive: Receive, send: Send, endpoint: Mount, route: Found,
         full_path: str,
     ) -> None:
         message = await receive()
@@ -297,7 +299,7 @@ class SockJSApp:
         # check must not refuse it again.
         request.headers["sec-websocket-key"] = "AAAAAAAAAAAAAAAAAAAAAA=="
         exchange = WebSocketExchange(self.engine, request)
-        await self._dispatch(endpoint, request, exchange, rest)
+        await self._dispatch(endpoint, request, exchange, route)
         ws = exchange.ws
         if ws is None:
             await exchange.deny(scope, send)

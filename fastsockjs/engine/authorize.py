@@ -2,7 +2,7 @@
 answered without a session.
 
 The engine calls the hook before a request that would create a session is
-handled (see :meth:`Engine.dispatch`). A verdict that refuses with a close
+handled (see :meth:`Engine.answer`). A verdict that refuses with a close
 code hands the transport's handler a stand-in for the mount, whose "session"
 answers every receiver with ``c[code,reason]`` at once: the transports run
 unchanged, the client gets the close frame in its transport's own framing,

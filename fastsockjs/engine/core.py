@@ -3,10 +3,9 @@ event loop's services (spawn, timers), graceful shutdown and stats.
 
 A host (the native listener in ``aio``, the ASGI application in ``asgi``)
 turns bytes or ASGI events into a :class:`~fastsockjs.protocol.http.Request`
-and an exchange (how to answer), asks :meth:`Engine.find` whose path it is,
-and hands both to :meth:`Engine.dispatch`. Everything SockJS happens below.
-(The native host asks :meth:`Engine.resolve` instead, which remembers the
-answer to both questions for a path its clients repeat.)
+and an exchange (how to answer), asks :meth:`Engine.resolve` whose path it is
+and what answers it there (remembered for a path its clients repeat), and hands
+both to :meth:`Engine.answer`. Everything SockJS happens below.
 """
 
 from __future__ import annotations
@@ -31,7 +30,9 @@ from fastsockjs.transports.base import Exchange
 if TYPE_CHECKING:
     from fastsockjs.server import Server
 
-__all__ = ["Engine", "HealthCheck", "HealthReport", "NOT_FOUND_BODY", "check_origin"]
+__all__ = [
+    "Engine", "Found", "HealthCheck", "HealthReport", "NOT_FOUND_BODY", "Resolved", "check_origin",
+]
 
 _log = logging.getLogger("fastsockjs.error")
 
@@ -114,7 +115,8 @@ class Engine:
         self.draining = False
         # (check, drain): a failing drain check asks for no new sessions only.
         self._health_checks: list[tuple[HealthCheck, bool]] = []
-        # resolve()'s memo: method -> path -> (mount, route), or None (no mount's).
+        # resolve()'s memo (the only one of routes): method -> path -> (mount,
+        # route), or None (no mount's).
         self._resolved: dict[str, dict[str, Resolved]] = {}
 
     # -- mounting ----------------------------------------------------------------
@@ -190,22 +192,16 @@ class Engine:
             errors = self.http_errors
             errors[status] = errors.get(status, 0) + 1
 
-    def dispatch(
-        self, mount: Mount, request: Request, exchange: Exchange, rest: str
+    def answer(
+        self, mount: Mount, request: Request, exchange: Exchange, found: Found
     ) -> Awaitable[None] | None:
-        """Answer a SockJS request (``rest``: its path below the prefix).
+        """Answer a SockJS request, routed to ``found`` on ``mount`` by :meth:`resolve`.
 
         Raises HttpError for the host to answer (the host's exchange knows
         whether a status line can still be sent). When the mount's
         ``authorize`` hook is async, returns the task that answers once it has
         decided (a host may await it; errors are answered through the exchange).
         """
-        return self.answer(mount, request, exchange, mount.route(request.method, rest))
-
-    def answer(
-        self, mount: Mount, request: Request, exchange: Exchange, found: Found
-    ) -> Awaitable[None] | None:
-        """:meth:`dispatch` for a request already routed (:meth:`resolve`)."""
         if isinstance(found, Route):
             if self.draining:
                 self._refuse_while_draining(mount, found.kind, found.session_id)

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from fastsockjs.server import Server
 
 _CLOSED = ReadyState.CLOSED
-#: Entries of each of a mount's memo tables (routes, header blocks) before it
-#: starts over: clients repeat a few of each, and anyone else only fills it.
+#: Entries of a mount's memo of header blocks before it starts over: clients
+#: repeat a few, and anyone else only fills it.
 _MEMO = 4096
 
 
@@ -76,9 +76,8 @@ class Mount:
         self.closed_total = 0
         self.refusals: dict[str, int] = {}
         self._iframe = iframe_page(options.sockjs_url)
-        # What repeats from request to request, worked out once: the route of a
-        # (method, path) and the session headers for an (Origin, requested headers).
-        self._routes: dict[str, dict[str, Route | NotFound | MethodNotAllowed]] = {}
+        # What repeats from request to request, worked out once: the session
+        # headers for an (Origin, requested headers).
         self._header_blocks: dict[tuple[str | None, str | None], Headers] = {}
         self.log = options.logger or logging.getLogger("fastsockjs")
         self.log.debug("SockJS endpoint %r mounted (websocket=%s)", self.prefix,
@@ -186,16 +185,8 @@ class Mount:
 
     def route(self, method: str, rest: str) -> Route | NotFound | MethodNotAllowed:
         """What answers ``method`` on ``rest`` (the path below the prefix)."""
-        table = self._routes.get(method)
-        if table is None:
-            table = self._routes[method] = {}
-        found = table.get(rest)
-        if found is None:
-            found = route(SESSION_METHODS, self.enabled_endpoints, method, rest)
-            if len(table) >= _MEMO:
-                table.clear()
-            table[rest] = found
-        return found
+        # (Not remembered here: Engine.resolve remembers it per path, for both hosts.)
+        return route(SESSION_METHODS, self.enabled_endpoints, method, rest)
 
     def session_headers(self, request: Request, headers: Headers, cors: bool = True) -> None:
         options = self.options

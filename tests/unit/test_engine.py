@@ -40,12 +40,12 @@ def engine_with(loop: asyncio.AbstractEventLoop, *servers: Server) -> Engine:
 
 def ask(engine: Engine, method: str, path: str, body: bytes = b"",
         headers: dict[str, str] | None = None) -> FakeExchange:
-    found = engine.find(path)
-    assert found is not None, path
-    mount, rest = found
+    resolved = engine.resolve(method, path)
+    assert resolved is not None, path
+    mount, found = resolved
     exchange = FakeExchange()
     request = Request(method, path, {"host": "x", **(headers or {})}, body=body)
-    engine.dispatch(mount, request, exchange, rest)
+    engine.answer(mount, request, exchange, found)
     return exchange
 
 
